@@ -1,0 +1,346 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+	"github.com/kommo-operator/kommo-operator/test/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	if env, err = testenv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+func validIntegration(ns string) *kommov1.KommoIntegration {
+	return &kommov1.KommoIntegration{
+		ObjectMeta: metav1.ObjectMeta{Name: "wa-bridge", Namespace: ns},
+		Spec: kommov1.KommoIntegrationSpec{
+			ClientID:        "01d01160-d7a0-4087-b4af-6a1bb83fcd1d",
+			ClientSecretRef: kommov1.SecretKeyRef{Name: "wa-bridge-kommo", Key: "client_secret"},
+			RedirectURI:     "https://hooks.example.com/kommo/ns/wa-bridge/redirect",
+		},
+	}
+}
+
+func validInstallation(ns string) *kommov1.KommoInstallation {
+	return &kommov1.KommoInstallation{
+		ObjectMeta: metav1.ObjectMeta{Name: "wa-bridge.acme.kommo.com", Namespace: ns},
+		Spec: kommov1.KommoInstallationSpec{
+			IntegrationRef: kommov1.LocalObjectReference{Name: "wa-bridge"},
+			AccountDomain:  "acme.kommo.com",
+			Authorization: &kommov1.Authorization{
+				CodeSecretRef: kommov1.SecretKeyRef{Name: "wa-bridge.acme.kommo.com-code-1", Key: "code"},
+				ReceivedAt:    metav1.NewMicroTime(time.Now()),
+			},
+		},
+	}
+}
+
+func TestSamplesAreAccepted(t *testing.T) {
+	ctx := context.Background()
+	files, err := filepath.Glob(filepath.Join(env.Root, "config", "samples", "kommo-operator.io_*.yaml"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("expected the samples in config/samples, found %v (%v)", files, err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(data, &u.Object); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if err := env.Client.Create(ctx, u, client.DryRunAll); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("%s rejected: %v", filepath.Base(f), err)
+		}
+	}
+}
+
+func TestIntegrationValidation(t *testing.T) {
+	cases := []struct {
+		name    string
+		mutate  func(*kommov1.KommoIntegration)
+		message string // empty: must be accepted
+	}{
+		{"valid minimal", func(*kommov1.KommoIntegration) {}, ""},
+		{"valid with chat", func(i *kommov1.KommoIntegration) {
+			i.Spec.Chat = &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "channel_secret"}, HookAPIVersion: "v2"}
+			i.Spec.AccountDomains = []string{"kommo.com", "amocrm.ru"}
+		}, ""},
+		{"client id not a uuid", func(i *kommov1.KommoIntegration) { i.Spec.ClientID = "my-integration" }, "clientID must be the integration ID from Kommo"},
+		{"empty secret name", func(i *kommov1.KommoIntegration) { i.Spec.ClientSecretRef.Name = "" }, "name must be the name of a Secret"},
+		{"empty secret key", func(i *kommov1.KommoIntegration) { i.Spec.ClientSecretRef.Key = "" }, "key must be a Secret data key"},
+		{"redirect uri relative", func(i *kommov1.KommoIntegration) { i.Spec.RedirectURI = "/kommo/redirect" }, "redirectURI must be an absolute http(s) URL"},
+		{"redirect uri other scheme", func(i *kommov1.KommoIntegration) { i.Spec.RedirectURI = "ftp://example.com/x" }, "redirectURI must be an absolute http(s) URL"},
+		{"redirect uri fragment", func(i *kommov1.KommoIntegration) { i.Spec.RedirectURI = "https://example.com/x#y" }, "redirectURI must not contain a fragment"},
+		{"account domain uppercase", func(i *kommov1.KommoIntegration) { i.Spec.AccountDomains = []string{"Kommo.com"} }, "each account domain must be a lowercase DNS name"},
+		{"account domain single label", func(i *kommov1.KommoIntegration) { i.Spec.AccountDomains = []string{"com"} }, "each account domain must be a lowercase DNS name"},
+		{"channel id not a uuid", func(i *kommov1.KommoIntegration) {
+			i.Spec.Chat = &kommov1.ChatSpec{ChannelID: "whatsapp", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "k"}}
+		}, "channelID must be the channel ID from Kommo"},
+		{"chat secret ref empty", func(i *kommov1.KommoIntegration) {
+			i.Spec.Chat = &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7"}
+		}, "name must be the name of a Secret"},
+		{"hook api version unknown", func(i *kommov1.KommoIntegration) {
+			i.Spec.Chat = &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "k"}, HookAPIVersion: "v3"}
+		}, `Unsupported value: "v3"`},
+		{"state key reuses channel secret", func(i *kommov1.KommoIntegration) {
+			i.Spec.Chat = &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "k"}}
+			i.Spec.StateSecretRef = &kommov1.SecretKeyRef{Name: "s", Key: "k"}
+		}, "chat.secretRef and stateSecretRef must not point at the same Secret key"},
+	}
+	ns := env.Namespace(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := validIntegration(ns)
+			tc.mutate(obj)
+			assertAdmission(t, env.Client.Create(context.Background(), obj, client.DryRunAll), tc.message)
+		})
+	}
+}
+
+func TestInstallationValidation(t *testing.T) {
+	cases := []struct {
+		name    string
+		mutate  func(*kommov1.KommoInstallation)
+		message string
+	}{
+		{"valid oauth", func(*kommov1.KommoInstallation) {}, ""},
+		{"valid long-lived", func(i *kommov1.KommoInstallation) {
+			i.Spec.Authorization = nil
+			i.Spec.LongLivedTokenSecretRef = &kommov1.SecretKeyRef{Name: "token", Key: "token"}
+		}, ""},
+		{"valid revocation", func(i *kommov1.KommoInstallation) {
+			i.Spec.Revocation = &kommov1.Revocation{ReceivedAt: metav1.NewMicroTime(time.Now()), AccountID: "32720107", ClientUUID: "01d01160-d7a0-4087-b4af-6a1bb83fcd1d", Signature: "56085d36424bc5ba9107165909dd0b11e9d32595b52da36c1efc55fb5a9538d0"}
+		}, ""},
+		{"account domain with scheme", func(i *kommov1.KommoInstallation) {
+			i.Spec.AccountDomain = "https://acme.kommo.com"
+			i.Name = "wa-bridge.https---acme.kommo.com"
+		}, "accountDomain must be a lowercase DNS name"},
+		{"account domain uppercase", func(i *kommov1.KommoInstallation) {
+			i.Spec.AccountDomain = "ACME.kommo.com"
+		}, "accountDomain must be a lowercase DNS name"},
+		{"account domain with port", func(i *kommov1.KommoInstallation) { i.Spec.AccountDomain = "acme.kommo.com:443" }, "accountDomain must be a lowercase DNS name"},
+		{"name does not match", func(i *kommov1.KommoInstallation) { i.Name = "acme" }, "metadata.name must be <spec.integrationRef.name>.<spec.accountDomain>"},
+		{"authorization and long-lived", func(i *kommov1.KommoInstallation) {
+			i.Spec.LongLivedTokenSecretRef = &kommov1.SecretKeyRef{Name: "token", Key: "token"}
+		}, "authorization and longLivedTokenSecretRef are exclusive"},
+		{"empty integration ref", func(i *kommov1.KommoInstallation) {
+			i.Spec.IntegrationRef.Name = ""
+			i.Name = ".acme.kommo.com"
+		}, "name must be a lowercase DNS subdomain"},
+		{"empty code secret ref", func(i *kommov1.KommoInstallation) { i.Spec.Authorization.CodeSecretRef.Name = "" }, "name must be the name of a Secret"},
+		{"revocation account id not numeric", func(i *kommov1.KommoInstallation) {
+			i.Spec.Revocation = &kommov1.Revocation{ReceivedAt: metav1.NewMicroTime(time.Now()), AccountID: "12a", ClientUUID: "x", Signature: "ab"}
+		}, "accountID must be the numeric Kommo account id"},
+		{"revocation signature not hex", func(i *kommov1.KommoInstallation) {
+			i.Spec.Revocation = &kommov1.Revocation{ReceivedAt: metav1.NewMicroTime(time.Now()), AccountID: "12", ClientUUID: "x", Signature: "zz"}
+		}, "signature must be hexadecimal"},
+	}
+	ns := env.Namespace(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := validInstallation(ns)
+			tc.mutate(obj)
+			assertAdmission(t, env.Client.Create(context.Background(), obj, client.DryRunAll), tc.message)
+		})
+	}
+}
+
+func TestInstallationImmutableFields(t *testing.T) {
+	ctx := context.Background()
+	obj := validInstallation(env.Namespace(t))
+	if err := env.Client.Create(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		field  string
+		patch  string
+		reject string
+	}{
+		{"integrationRef", `{"spec":{"integrationRef":{"name":"other"}}}`, "integrationRef is immutable"},
+		{"accountDomain", `{"spec":{"accountDomain":"other.kommo.com"}}`, "accountDomain is immutable"},
+	} {
+		err := env.Client.Patch(ctx, obj.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(tc.patch)))
+		assertAdmission(t, err, tc.reject)
+	}
+}
+
+// GitOps tools show every server-side default as drift: the API server must store optional
+// spec fields exactly as sent.
+func TestNoDefaultsInjected(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	objs := []client.Object{validIntegration(ns), validInstallation(ns)}
+	objs[0].(*kommov1.KommoIntegration).Spec.Chat = &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "k"}}
+	for _, obj := range objs {
+		sent := specOf(t, obj)
+		if err := env.Client.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(kommov1.GroupVersion.WithKind(kindOf(obj)))
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), got); err != nil {
+			t.Fatal(err)
+		}
+		stored, _ := json.Marshal(got.Object["spec"])
+		if string(stored) != sent {
+			t.Errorf("%s: the API server changed the spec\nsent:   %s\nstored: %s", kindOf(obj), sent, stored)
+		}
+	}
+}
+
+// `kubectl get kommoinstallations` is the operator's main UI: the server-side Table must
+// carry the documented columns filled from status.
+func TestInstallationTable(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	obj := validInstallation(ns)
+	if err := env.Client.Create(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	expires := metav1.NewTime(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	obj.Status = kommov1.KommoInstallationStatus{
+		ScopeID:              "344a5002-f8ca-454d-af3d-396180102ac7_52e591f7-c98f-4255-8495-827210138c81",
+		AccessTokenExpiresAt: &expires,
+		Conditions: []metav1.Condition{{
+			Type: kommov1.ConditionReady, Status: metav1.ConditionFalse, Reason: kommov1.ReasonReinstallRequired,
+			Message: "Kommo revoked the refresh token", LastTransitionTime: metav1.Now(),
+		}},
+	}
+	if err := env.Client.Status().Update(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+
+	rc, err := rest.HTTPClientFor(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, strings.TrimSuffix(env.Config.Host, "/")+
+		"/apis/kommo-operator.io/v1alpha1/namespaces/"+ns+"/kommoinstallations?includeObject=None", nil)
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	resp, err := rc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	table := &metav1.Table{}
+	if err := json.NewDecoder(resp.Body).Decode(table); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	wide := map[string]bool{}
+	for _, c := range table.ColumnDefinitions {
+		names = append(names, c.Name)
+		wide[c.Name] = c.Priority > 0
+	}
+	if got, want := strings.Join(names, ","), "Name,Account,Ready,Reason,Scope ID,Expires,Age"; got != want {
+		t.Fatalf("columns = %s, want %s", got, want)
+	}
+	if !wide["Expires"] || wide["Scope ID"] {
+		t.Errorf("only Expires should be wide-only: %v", wide)
+	}
+	if len(table.Rows) != 1 {
+		t.Fatalf("rows = %d, want 1", len(table.Rows))
+	}
+	cells := fmt.Sprint(table.Rows[0].Cells[:5])
+	want := fmt.Sprint([]any{obj.Name, "acme.kommo.com", "False", kommov1.ReasonReinstallRequired, obj.Status.ScopeID})
+	if cells != want {
+		t.Errorf("cells = %s, want %s", cells, want)
+	}
+	if got := table.Rows[0].Cells[5]; got != "2030-01-02T03:04:05Z" {
+		t.Errorf("Expires cell = %v", got)
+	}
+}
+
+// `kubectl explain` is where people read the API: every field must be documented.
+func TestExplainReadsLikeDocumentation(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := env.Kubeconfig(kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		field string
+		want  []string
+	}{
+		{"kommoinstallation.spec", []string{"integrationRef", "accountDomain", "authorization", "revocation", "longLivedTokenSecretRef", "reinstall"}},
+		{"kommoinstallation.status", []string{"scopeID", "refreshTime", "failedAttempts", "whole seconds"}},
+		{"kommointegration.spec", []string{"clientID", "redirectURI", "trailing slash", "accountDomains", "stateSecretRef", "tokenSecretTemplate"}},
+		{"kinst.spec.authorization.receivedAt", []string{"sub-second precision"}},
+	} {
+		out, err := exec.Command(env.Kubectl(), "--kubeconfig", kubeconfig, "explain", tc.field).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl explain %s: %v\n%s", tc.field, err, out)
+		}
+		text := strings.Join(strings.Fields(string(out)), " ")
+		for _, w := range tc.want {
+			if !strings.Contains(text, w) {
+				t.Errorf("kubectl explain %s does not mention %q:\n%s", tc.field, w, out)
+			}
+		}
+		if strings.Contains(string(out), "<empty>") {
+			t.Errorf("kubectl explain %s has undocumented fields:\n%s", tc.field, out)
+		}
+	}
+}
+
+func assertAdmission(t *testing.T, err error, message string) {
+	t.Helper()
+	switch {
+	case message == "" && err != nil:
+		t.Fatalf("rejected: %v", err)
+	case message != "" && err == nil:
+		t.Fatalf("accepted, want rejection %q", message)
+	case message != "" && !apierrors.IsInvalid(err):
+		t.Fatalf("want an Invalid error with %q, got %v", message, err)
+	case message != "" && !strings.Contains(err.Error(), message):
+		t.Fatalf("rejection %q does not say %q", err, message)
+	}
+}
+
+func specOf(t *testing.T, obj client.Object) string {
+	t.Helper()
+	data, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(data, &m)
+	spec, _ := json.Marshal(m["spec"])
+	return string(spec)
+}
+
+func kindOf(obj client.Object) string {
+	switch obj.(type) {
+	case *kommov1.KommoIntegration:
+		return "KommoIntegration"
+	default:
+		return "KommoInstallation"
+	}
+}

@@ -1,0 +1,2 @@
+// Package controllers holds the reconcilers of KommoIntegration and KommoInstallation.
+package controllers
