@@ -57,11 +57,10 @@ test: vet ## Vet, then unit, API-server and e2e tests, then each fuzz target bri
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME.
-	@for pkg in $$($(GO) list ./...); do \
-	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$target"; \
-	    $(GOTEST) -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	  done; \
+	@{ grep -rE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . || true; } | sed -E 's#^\./(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]*).*#\1 \2#' | sort -u | \
+	while read -r dir target; do \
+	  echo "fuzz ./$$dir $$target ($(FUZZTIME))"; \
+	  $(GOTEST) -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./$$dir || exit 1; \
 	done
 
 .PHONY: bench

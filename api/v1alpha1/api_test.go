@@ -93,6 +93,7 @@ func TestIntegrationValidation(t *testing.T) {
 			i.Spec.Chat = &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "channel_secret"}, HookAPIVersion: "v2"}
 			i.Spec.AccountDomains = []string{"kommo.com", "amocrm.ru"}
 		}, ""},
+		{"name too long for a label", func(i *kommov1.KommoIntegration) { i.Name = strings.Repeat("a", 64) }, "metadata.name must be at most 63 characters"},
 		{"client id not a uuid", func(i *kommov1.KommoIntegration) { i.Spec.ClientID = "my-integration" }, "clientID must be the integration ID from Kommo"},
 		{"empty secret name", func(i *kommov1.KommoIntegration) { i.Spec.ClientSecretRef.Name = "" }, "name must be the name of a Secret"},
 		{"empty secret key", func(i *kommov1.KommoIntegration) { i.Spec.ClientSecretRef.Key = "" }, "key must be a Secret data key"},

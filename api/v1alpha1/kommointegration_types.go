@@ -129,6 +129,7 @@ type ChatStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=kint,categories=kommo
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: installations and Secrets carry it as a label value"
 // +kubebuilder:printcolumn:name="Client ID",type=string,JSONPath=`.spec.clientID`
 // +kubebuilder:printcolumn:name="Chat",type=string,JSONPath=`.spec.chat.channelID`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`

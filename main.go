@@ -1,0 +1,62 @@
+// Command kommo-operator is the one binary of the operator. Its subcommands run the two
+// halves as separate Deployments:
+//
+//	kommo-operator controller   reconciles KommoIntegrations and KommoInstallations
+//	kommo-operator webhook      records Kommo's redirects and revoke hooks; holds no secrets
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+)
+
+const usage = `Usage: kommo-operator <command> [flags]
+
+Commands:
+  controller   reconcile KommoIntegrations and KommoInstallations
+  webhook      serve Kommo's Redirect URI and "access revoked" hook
+
+Run 'kommo-operator <command> -h' for the flags of a command.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "controller":
+		err = runController(args)
+	case "webhook":
+		err = runWebhook(args)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "kommo-operator: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kommo-operator %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+// restConfig finds the cluster: --kubeconfig, then $KUBECONFIG, in-cluster config and
+// ~/.kube/config, as controller-runtime does.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return ctrl.GetConfig()
+}
