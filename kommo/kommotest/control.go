@@ -1,0 +1,109 @@
+package kommotest
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// ControlHandler serves the simulator's control API, for the demo, benchmarks and e2e
+// tests that drive a simulator in another process:
+//
+//	POST /_sim/code?account=HOST&client_id=ID        → the code as text/plain, no newline (IssueCode)
+//	POST /_sim/revoke?account=HOST&client_id=ID      → the revoke hook query string (RevokeAccess)
+//	POST /_sim/rename?from=HOST&to=HOST              → 204 (Rename)
+//	POST /_sim/fault                                 → 204; body {"op","host","times","status","hint",
+//	                                                   "htmlBlocked","retryAfter":"3s","latency":"1s","dropResponse"} (Inject)
+//	GET  /_sim/calls                                 → the call log as JSON (Calls)
+//	GET  /_sim/connection?channel=ID&account=HOST    → {"connected":bool,"scope_id":"…"}
+//	GET  /_sim/account?account=HOST                  → {"id":…,"amojo_id":"…"} or 404
+//
+// It is meant for local use only: it hands out codes and revokes access on request.
+func (s *Simulator) ControlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /_sim/code", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		code, err := s.issueCode(q.Get("account"), q.Get("client_id"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeText(w, code)
+	})
+	mux.HandleFunc("POST /_sim/revoke", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		v, err := s.revokeAccess(q.Get("account"), q.Get("client_id"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeText(w, v.Encode())
+	})
+	mux.HandleFunc("POST /_sim/rename", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if err := s.rename(q.Get("from"), q.Get("to")); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /_sim/fault", func(w http.ResponseWriter, r *http.Request) {
+		var f struct {
+			Op           string `json:"op"`
+			Host         string `json:"host"`
+			Times        int    `json:"times"`
+			Status       int    `json:"status"`
+			Hint         string `json:"hint"`
+			HTMLBlocked  bool   `json:"htmlBlocked"`
+			RetryAfter   string `json:"retryAfter"`
+			Latency      string `json:"latency"`
+			DropResponse bool   `json:"dropResponse"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+		dec.DisallowUnknownFields()
+		err := dec.Decode(&f)
+		retry, err1 := parseDuration(f.RetryAfter)
+		latency, err2 := parseDuration(f.Latency)
+		if err != nil || err1 != nil || err2 != nil {
+			http.Error(w, `body must be JSON like {"op":"refresh","status":503,"times":2,"retryAfter":"3s","latency":"1s"}`, http.StatusBadRequest)
+			return
+		}
+		s.Inject(Fault{Op: f.Op, Host: f.Host, Times: f.Times, Status: f.Status, Hint: f.Hint, HTMLBlocked: f.HTMLBlocked,
+			RetryAfter: retry, Latency: latency, DropResponse: f.DropResponse})
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Calls())
+	})
+	mux.HandleFunc("GET /_sim/connection", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		_, amojoID, ok := s.Account(q.Get("account"))
+		if !ok {
+			http.Error(w, "no such account", http.StatusNotFound)
+			return
+		}
+		scope, connected := s.Connection(q.Get("channel"), amojoID)
+		writeJSON(w, http.StatusOK, map[string]any{"connected": connected, "scope_id": scope})
+	})
+	mux.HandleFunc("GET /_sim/account", func(w http.ResponseWriter, r *http.Request) {
+		id, amojoID, ok := s.Account(r.URL.Query().Get("account"))
+		if !ok {
+			http.Error(w, "no such account", http.StatusNotFound)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "amojo_id": amojoID})
+	})
+	return mux
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func writeText(w http.ResponseWriter, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte(s))
+}

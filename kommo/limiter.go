@@ -1,0 +1,104 @@
+package kommo
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// maxIdleLimiters bounds the per-host map; limiters at rest are dropped beyond it, which
+// changes nothing since a new limiter starts full.
+const maxIdleLimiters = 1024
+
+// limiters throttles calls per destination host and in total, because Kommo's 7 requests
+// per second apply to the caller's IP and repeated overruns get the IP blocked.
+type limiters struct {
+	limit rate.Limit
+	burst int
+
+	mu     sync.Mutex
+	global *rate.Limiter
+	hosts  map[string]*rate.Limiter
+
+	// Replaceable in tests so the limiter can be proven without wall-clock sleeps.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+func newLimiters(qps float64, burst int) *limiters {
+	l := rate.Limit(qps)
+	if math.IsInf(qps, 1) {
+		l = rate.Inf
+	}
+	return &limiters{
+		limit:  l,
+		burst:  burst,
+		global: rate.NewLimiter(l, burst),
+		hosts:  map[string]*rate.Limiter{},
+		now:    time.Now,
+		sleep:  sleepCtx,
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errLimiterDeadline = errors.New("rate limit wait exceeds the context deadline")
+
+// wait blocks until both the host's and the global limiter allow one call.
+func (l *limiters) wait(ctx context.Context, host string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if l.limit == rate.Inf {
+		return nil
+	}
+	now := l.now()
+	l.mu.Lock()
+	hl := l.hosts[host]
+	if hl == nil {
+		if len(l.hosts) >= maxIdleLimiters {
+			for h, x := range l.hosts {
+				if x.TokensAt(now) >= float64(l.burst) {
+					delete(l.hosts, h)
+				}
+			}
+		}
+		hl = rate.NewLimiter(l.limit, l.burst)
+		l.hosts[host] = hl
+	}
+	// Reserve both at once so that waiting for one does not waste the other's slot.
+	rh := hl.ReserveN(now, 1)
+	rg := l.global.ReserveN(now, 1)
+	l.mu.Unlock()
+	d := max(rh.DelayFrom(now), rg.DelayFrom(now))
+	if d <= 0 {
+		return nil
+	}
+	cancel := func() {
+		t := l.now()
+		rh.CancelAt(t)
+		rg.CancelAt(t)
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		cancel()
+		return errLimiterDeadline
+	}
+	if err := l.sleep(ctx, d); err != nil {
+		cancel()
+		return err
+	}
+	return nil
+}
