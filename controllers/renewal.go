@@ -1,0 +1,96 @@
+package controllers
+
+import (
+	"math"
+	"time"
+)
+
+const (
+	// maxRefreshInterval bounds how long tokens go without a refresh: a refresh token
+	// unused for three months dies, and a weekly refresh also catches long-lived problems
+	// early.
+	maxRefreshInterval = 7 * 24 * time.Hour
+	// refreshJitterShare is the largest share of the lifetime subtracted at random so that
+	// installations created together do not all refresh in the same second.
+	refreshJitterShare = 0.10
+)
+
+// RefreshTime is when to refresh a token that was issued at issued and expires at
+// expires: at two thirds of its lifetime, minus a jitter of up to 10 % of the lifetime
+// (jitter is a number in [0, 1)), at most maxRefreshInterval after issue, truncated to
+// whole seconds. A token that is already expired or has no lifetime is due at issue.
+//
+// Truncation matters: status stores whole seconds, and a requeue computed from an
+// untruncated time would wake up just before the stored time and find nothing to do.
+func RefreshTime(issued, expires time.Time, jitter float64) time.Time {
+	lifetime := expires.Sub(issued)
+	if lifetime <= 0 {
+		return issued.Truncate(time.Second)
+	}
+	jitter = math.Min(math.Max(jitter, 0), 1)
+	at := expires.Add(-lifetime / 3).Add(-time.Duration(jitter * refreshJitterShare * float64(lifetime)))
+	if limit := issued.Add(maxRefreshInterval); at.After(limit) {
+		at = limit
+	}
+	return at.Truncate(time.Second)
+}
+
+// RefreshDue reports whether tokens must be refreshed now: the planned time has come, or
+// someone asked for a refresh (requestedAt) after the last one (last) and that time has
+// come. Requests compare in whole seconds, as status stores times. When not due, next is
+// when to look again (zero: nothing planned).
+func RefreshDue(now time.Time, planned *time.Time, requestedAt, last time.Time) (due bool, next time.Time) {
+	if planned == nil || !now.Before(*planned) {
+		return true, time.Time{}
+	}
+	next = *planned
+	requested := requestedAt.Truncate(time.Second)
+	if !requestedAt.IsZero() && requested.After(last.Truncate(time.Second)) {
+		if !requested.After(now) {
+			return true, time.Time{}
+		}
+		next = minTime(next, requested)
+	}
+	return false, next
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// failureClass groups Kommo failures by how long to wait before the next attempt.
+type failureClass int
+
+const (
+	// failureTransient: 5xx, timeouts, connection errors, 429.
+	failureTransient failureClass = iota
+	// failureConfig: Kommo rejected our configuration (client secret, channel secret,
+	// channel id); a person has to fix something, so retries are rare.
+	failureConfig
+	// failureBlocked: an HTML 403, Kommo's IP block. Hammering it extends the block.
+	failureBlocked
+)
+
+// Backoff is the wait after the attempts-th consecutive failure: exponential from a base
+// that depends on the class, capped, and never shorter than what Kommo asked for
+// (retryAfter, from a 429).
+func Backoff(class failureClass, attempts int32, retryAfter time.Duration) time.Duration {
+	base, limit := 5*time.Second, 10*time.Minute
+	switch class {
+	case failureConfig:
+		base, limit = time.Minute, time.Hour
+	case failureBlocked:
+		base, limit = 5*time.Minute, time.Hour
+	}
+	d := limit
+	if attempts < 1 {
+		attempts = 1
+	}
+	if attempts <= 20 {
+		d = min(base<<(attempts-1), limit)
+	}
+	return max(d, retryAfter)
+}

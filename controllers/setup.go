@@ -1,0 +1,65 @@
+package controllers
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+
+	"github.com/kommo-operator/kommo-operator/kommo"
+)
+
+// Options configure the reconcilers.
+type Options struct {
+	// Kommo sends every request to Kommo, through one rate limiter.
+	Kommo *kommo.Client
+	// MaxConcurrentReconciles is how many installations are reconciled at once.
+	MaxConcurrentReconciles int
+	// BackoffScale multiplies the persisted backoff after Kommo failures; 0 means 1.
+	// Tests shrink it; Kommo's own retry_after is honoured whatever the scale.
+	BackoffScale float64
+}
+
+// CacheOptions is the manager cache the reconcilers are written for: only the Secrets
+// labelled as the operator's are cached (every other Secret is read live, and no Secret
+// list ever covers the whole cluster), and managedFields are dropped to save memory.
+// watchNamespace, when set, limits the cache to one namespace.
+func CacheOptions(watchNamespace string) cache.Options {
+	opts := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{kommov1.LabelManagedBy: kommov1.ManagedByValue})},
+		},
+	}
+	if watchNamespace != "" {
+		opts.DefaultNamespaces = map[string]cache.Config{watchNamespace: {}}
+	}
+	return opts
+}
+
+// Setup registers both reconcilers and the per-installation metrics with mgr.
+func Setup(mgr ctrl.Manager, o Options) error {
+	if o.MaxConcurrentReconciles < 1 {
+		o.MaxConcurrentReconciles = 1
+	}
+	if err := (&IntegrationReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the KommoIntegration controller: %w", err)
+	}
+	installations := &InstallationReconciler{
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Kommo:        o.Kommo,
+		Recorder:     mgr.GetEventRecorder("kommo-operator-controller"),
+		BackoffScale: o.BackoffScale,
+	}
+	if err := installations.SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
+		return fmt.Errorf("setting up the KommoInstallation controller: %w", err)
+	}
+	collectFrom(mgr.GetCache())
+	return nil
+}

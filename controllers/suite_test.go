@@ -1,0 +1,368 @@
+package controllers_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+	"github.com/kommo-operator/kommo-operator/controllers"
+	"github.com/kommo-operator/kommo-operator/kommo"
+	"github.com/kommo-operator/kommo-operator/kommo/kommotest"
+	"github.com/kommo-operator/kommo-operator/test/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	if env, err = testenv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+const (
+	integrationName = "wa-bridge"
+	channelID       = "344a5002-f8ca-454d-af3d-396180102ac7"
+	redirectURI     = "https://hooks.example.test/kommo/ns/wa-bridge/redirect"
+	// wait bounds every poll; generous for a loaded two-core machine.
+	wait = 45 * time.Second
+)
+
+// harness is one test's world: a namespace, a Kommo simulator and a controller manager
+// watching only that namespace, configured as in production.
+type harness struct {
+	t        *testing.T
+	ctx      context.Context
+	ns       string
+	sim      *kommotest.Simulator
+	simURL   string
+	clientID string
+	secret   string // the client secret
+	chanSec  string // the channel secret
+	logs     *syncBuffer
+	stop     func()
+	withChat bool
+}
+
+type harnessOptions struct {
+	sim     kommotest.Options
+	noChat  bool
+	domains []string
+}
+
+func newHarness(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
+	o.sim.AutoAccounts = true
+	if o.sim.QPS == 0 {
+		o.sim.QPS = -1 // the controller's own limiter is tested in the kommo package
+	}
+	sim, srv := kommotest.NewServer(o.sim)
+	t.Cleanup(srv.Close)
+	h := &harness{
+		t: t, ctx: context.Background(), ns: env.Namespace(t), sim: sim, simURL: srv.URL,
+		clientID: uuid(), secret: "client-secret-" + randHex(16), chanSec: randHex(20),
+		logs: &syncBuffer{}, withChat: !o.noChat,
+	}
+	sim.AddIntegration(h.clientID, h.secret, redirectURI)
+	sim.AddChannel(channelID, h.chanSec)
+	sim.BindChannel(channelID, h.clientID)
+
+	h.create(&corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "wa-bridge-kommo", Namespace: h.ns},
+		StringData: map[string]string{"client_secret": h.secret, "channel_secret": h.chanSec},
+	})
+	integration := &kommov1.KommoIntegration{
+		ObjectMeta: metav1.ObjectMeta{Name: integrationName, Namespace: h.ns, Labels: map[string]string{"argocd.argoproj.io/instance": "wa"}},
+		Spec: kommov1.KommoIntegrationSpec{
+			ClientID:            h.clientID,
+			ClientSecretRef:     kommov1.SecretKeyRef{Name: "wa-bridge-kommo", Key: "client_secret"},
+			RedirectURI:         redirectURI,
+			AccountDomains:      o.domains,
+			TokenSecretTemplate: &kommov1.SecretTemplate{Labels: map[string]string{"app.kubernetes.io/part-of": "wa-bridge"}},
+		},
+	}
+	if h.withChat {
+		integration.Spec.Chat = &kommov1.ChatSpec{ChannelID: channelID, SecretRef: kommov1.SecretKeyRef{Name: "wa-bridge-kommo", Key: "channel_secret"}}
+	}
+	h.create(integration)
+	h.startController()
+	t.Cleanup(h.assertNoSecretsLeaked)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("controller log:\n%s", h.logs.String())
+		}
+	})
+	return h
+}
+
+// startController starts a manager with the production cache options, restricted to the
+// test's namespace, and stops it at cleanup (or earlier, via h.stop).
+func (h *harness) startController() {
+	h.t.Helper()
+	logger := zap.New(zap.WriteTo(h.logs), zap.Level(zapcore.DebugLevel))
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Cache:                  controllers.CacheOptions(h.ns),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Logger:                 logger,
+		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	kc, err := kommo.NewClient(kommo.Options{Endpoint: h.simURL, QPS: 50, Burst: 50, Observe: controllers.ObserveKommoRequest})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := controllers.Setup(mgr, controllers.Options{Kommo: kc, MaxConcurrentReconciles: 2, BackoffScale: 0.02}); err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	h.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			h.t.Errorf("manager: %v", err)
+		}
+	}
+	h.t.Cleanup(func() {
+		if h.stop != nil {
+			h.stop()
+			h.stop = nil
+		}
+	})
+}
+
+// stopController stops the manager, as a crash or a rollout would.
+func (h *harness) stopController() {
+	h.stop()
+	h.stop = nil
+}
+
+func (h *harness) create(obj client.Object) {
+	h.t.Helper()
+	if err := env.Client.Create(h.ctx, obj); err != nil {
+		h.t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+// install does what the webhook does with Kommo's redirect: a create-only code Secret,
+// then spec.authorization on the installation. It returns the installation's name.
+func (h *harness) install(host string) string {
+	h.t.Helper()
+	code := h.sim.IssueCode(host, h.clientID)
+	return h.installCode(host, code)
+}
+
+func (h *harness) installCode(host, code string) string {
+	h.t.Helper()
+	name := integrationName + "." + host
+	codeSecret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: "kommo-code-", Namespace: h.ns,
+			Labels: map[string]string{kommov1.LabelManagedBy: kommov1.ManagedByValue, kommov1.LabelIntegration: integrationName},
+		},
+		Type: kommov1.SecretTypeAuthorizationCode,
+		Data: map[string][]byte{kommov1.AuthorizationCodeKey: []byte(code)},
+	}
+	h.create(codeSecret)
+	auth := &kommov1.Authorization{
+		CodeSecretRef: kommov1.SecretKeyRef{Name: codeSecret.Name, Key: kommov1.AuthorizationCodeKey},
+		ReceivedAt:    metav1.NewMicroTime(time.Now()),
+	}
+	inst := &kommov1.KommoInstallation{}
+	err := env.Client.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: name}, inst)
+	switch {
+	case apierrors.IsNotFound(err):
+		h.create(&kommov1.KommoInstallation{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns, Labels: map[string]string{kommov1.LabelIntegration: integrationName}},
+			Spec: kommov1.KommoInstallationSpec{
+				IntegrationRef: kommov1.LocalObjectReference{Name: integrationName}, AccountDomain: host, Authorization: auth,
+			},
+		})
+	case err != nil:
+		h.t.Fatal(err)
+	default:
+		h.mergePatch(inst, map[string]any{"spec": map[string]any{"authorization": auth}})
+	}
+	return name
+}
+
+// mergePatch applies a JSON merge patch to obj, as the webhook does to its own fields.
+func (h *harness) mergePatch(obj client.Object, patch map[string]any) {
+	h.t.Helper()
+	data := mustJSON(h.t, patch)
+	if err := env.Client.Patch(h.ctx, obj, client.RawPatch(types.MergePatchType, data)); err != nil {
+		h.t.Fatalf("patching %s: %v", obj.GetName(), err)
+	}
+}
+
+func (h *harness) get(name string) *kommov1.KommoInstallation {
+	h.t.Helper()
+	inst := &kommov1.KommoInstallation{}
+	if err := env.Client.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: name}, inst); err != nil {
+		h.t.Fatalf("getting installation %s: %v", name, err)
+	}
+	return inst
+}
+
+// eventually polls cond until it holds or the deadline passes; describe says what was
+// last seen, for the failure message.
+func (h *harness) eventually(what string, cond func() (bool, string)) {
+	h.t.Helper()
+	deadline := time.Now().Add(wait)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, seen := cond()
+		if ok {
+			return
+		}
+		last = seen
+		time.Sleep(50 * time.Millisecond) // poll interval, not synchronisation
+	}
+	h.t.Fatalf("timed out waiting for %s; last seen: %s", what, last)
+}
+
+// waitCondition waits until the installation's condition has status and reason.
+func (h *harness) waitCondition(name, typ string, status metav1.ConditionStatus, reason string) *kommov1.KommoInstallation {
+	h.t.Helper()
+	var inst *kommov1.KommoInstallation
+	h.eventually(fmt.Sprintf("%s %s=%s/%s", name, typ, status, reason), func() (bool, string) {
+		inst = h.get(name)
+		c := meta.FindStatusCondition(inst.Status.Conditions, typ)
+		if c == nil {
+			return false, "no condition"
+		}
+		return c.Status == status && c.Reason == reason, fmt.Sprintf("%s/%s: %s", c.Status, c.Reason, c.Message)
+	})
+	return inst
+}
+
+func (h *harness) waitReady(name string) *kommov1.KommoInstallation {
+	h.t.Helper()
+	return h.waitCondition(name, kommov1.ConditionReady, metav1.ConditionTrue, kommov1.ReasonReady)
+}
+
+// tokenSecret returns the token Secret of an installation, nil when it does not exist.
+func (h *harness) tokenSecret(name string) *corev1.Secret {
+	h.t.Helper()
+	s := &corev1.Secret{}
+	err := env.Client.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: name + "-token"}, s)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+// events returns the events about an installation, as reason → notes.
+func (h *harness) events(name string) map[string][]string {
+	h.t.Helper()
+	list := &eventsv1.EventList{}
+	if err := env.Client.List(h.ctx, list, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, e := range list.Items {
+		if name == "" || e.Regarding.Name == name {
+			out[e.Reason] = append(out[e.Reason], e.Note)
+		}
+	}
+	return out
+}
+
+func (h *harness) waitEvent(name, reason string) {
+	h.t.Helper()
+	h.eventually("event "+reason, func() (bool, string) {
+		ev := h.events(name)
+		return len(ev[reason]) > 0, fmt.Sprint(ev)
+	})
+}
+
+// assertNoSecretsLeaked scans everything the controller logged, every event and every
+// condition and status in the namespace for any secret, token or code Kommo issued or knew.
+func (h *harness) assertNoSecretsLeaked() {
+	secrets := append(h.sim.Secrets(), h.secret, h.chanSec)
+	var texts []string
+	texts = append(texts, h.logs.String())
+	for reason, notes := range h.events("") {
+		texts = append(texts, reason+" "+strings.Join(notes, " "))
+	}
+	insts := &kommov1.KommoInstallationList{}
+	_ = env.Client.List(h.ctx, insts, client.InNamespace(h.ns))
+	for _, i := range insts.Items {
+		texts = append(texts, string(mustJSON(h.t, i.Status)))
+	}
+	ints := &kommov1.KommoIntegrationList{}
+	_ = env.Client.List(h.ctx, ints, client.InNamespace(h.ns))
+	for _, i := range ints.Items {
+		texts = append(texts, string(mustJSON(h.t, i.Status)))
+	}
+	all := strings.Join(texts, "\n")
+	if len(h.logs.String()) == 0 {
+		h.t.Errorf("the controller logged nothing: the leak scan would prove nothing")
+	}
+	for _, s := range secrets {
+		if len(s) >= 8 && strings.Contains(all, s) {
+			h.t.Errorf("a secret issued by Kommo (%d chars, starting %q) appears in logs, events or status", len(s), s[:4])
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func uuid() string {
+	h := randHex(16)
+	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-a" + h[17:20] + "-" + h[20:32]
+}
