@@ -184,6 +184,12 @@ func (h *harness) install(host string) string {
 
 func (h *harness) installCode(host, code string) string {
 	h.t.Helper()
+	return h.installWith(host, code, func(*kommov1.Authorization) {})
+}
+
+// installWith is installCode with a chance to set fromWidget or state.
+func (h *harness) installWith(host, code string, mutate func(*kommov1.Authorization)) string {
+	h.t.Helper()
 	name := integrationName + "." + host
 	codeSecret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
@@ -198,6 +204,7 @@ func (h *harness) installCode(host, code string) string {
 		CodeSecretRef: kommov1.SecretKeyRef{Name: codeSecret.Name, Key: kommov1.AuthorizationCodeKey},
 		ReceivedAt:    metav1.NewMicroTime(time.Now()),
 	}
+	mutate(auth)
 	inst := &kommov1.KommoInstallation{}
 	err := env.Client.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: name}, inst)
 	switch {
