@@ -215,7 +215,13 @@ func (c *Client) do(ctx context.Context, k call) ([]byte, error) {
 		return nil, &Error{Op: k.op, Host: k.host, Status: resp.StatusCode, Kind: KindTransient, cause: "response too large"}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, classify(k.api, k.op, k.host, resp.StatusCode, resp.Header, data, c.now())
+		e := classify(k.api, k.op, k.host, resp.StatusCode, resp.Header, data, c.now())
+		if e.Kind == KindRateLimited {
+			// Kommo counts requests per caller IP: every request waits out retry_after,
+			// not just the one that was refused.
+			c.lim.holdUntil(c.lim.now().Add(e.RetryAfter))
+		}
+		return nil, e
 	}
 	return data, nil
 }

@@ -23,6 +23,8 @@ type limiters struct {
 	mu     sync.Mutex
 	global *rate.Limiter
 	hosts  map[string]*rate.Limiter
+	// held is when the last 429's retry_after runs out; no call starts before it.
+	held time.Time
 
 	// Replaceable in tests so the limiter can be proven without wall-clock sleeps.
 	now   func() time.Time
@@ -62,11 +64,16 @@ func (l *limiters) wait(ctx context.Context, host string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if l.limit == rate.Inf {
-		return nil
-	}
 	now := l.now()
 	l.mu.Lock()
+	hold := l.held.Sub(now)
+	if l.limit == rate.Inf {
+		l.mu.Unlock()
+		if hold > 0 {
+			return l.sleepWithin(ctx, hold, func() {})
+		}
+		return nil
+	}
 	hl := l.hosts[host]
 	if hl == nil {
 		if len(l.hosts) >= maxIdleLimiters {
@@ -83,15 +90,20 @@ func (l *limiters) wait(ctx context.Context, host string) error {
 	rh := hl.ReserveN(now, 1)
 	rg := l.global.ReserveN(now, 1)
 	l.mu.Unlock()
-	d := max(rh.DelayFrom(now), rg.DelayFrom(now))
+	d := max(rh.DelayFrom(now), rg.DelayFrom(now), hold)
 	if d <= 0 {
 		return nil
 	}
-	cancel := func() {
+	return l.sleepWithin(ctx, d, func() {
 		t := l.now()
 		rh.CancelAt(t)
 		rg.CancelAt(t)
-	}
+	})
+}
+
+// sleepWithin waits d unless ctx ends first or its deadline is sooner than d; then it
+// calls cancel to hand back reserved slots.
+func (l *limiters) sleepWithin(ctx context.Context, d time.Duration, cancel func()) error {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 		cancel()
 		return errLimiterDeadline
@@ -101,4 +113,13 @@ func (l *limiters) wait(ctx context.Context, host string) error {
 		return err
 	}
 	return nil
+}
+
+// holdUntil stops every call from starting before t (a 429's retry_after).
+func (l *limiters) holdUntil(t time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t.After(l.held) {
+		l.held = t
+	}
 }

@@ -142,3 +142,28 @@ func TestRateLimiterCancellation(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// Kommo's 429 is about the caller's IP: after one, no request to any host starts before
+// retry_after has passed.
+func TestRateLimitedHoldsEveryCall(t *testing.T) {
+	vt := newVirtualTime()
+	e := newEnv(t, kommotest.Options{QPS: -1, RateClock: vt.clock.Now}, kommo.Options{QPS: math.Inf(1)})
+	kommo.SetLimiterClock(e.c, vt.clock.Now, vt.sleep)
+	tok := e.install()
+	e.sim.Inject(kommotest.Fault{Op: "account", Status: 429, RetryAfter: 3 * time.Second})
+	_, err := e.c.Account(context.Background(), host, tok.AccessToken)
+	if d, ok := kommo.RetryAfterOf(err); !ok || d != 3*time.Second {
+		t.Fatalf("want a 429 with retry_after 3s, got %v", err)
+	}
+	if len(vt.sleeps) != 0 {
+		t.Fatalf("waited %v before the 429", vt.sleeps)
+	}
+	start := vt.clock.Now()
+	var kerr *kommo.Error
+	if _, err := e.c.Account(context.Background(), "other.kommo.com", "x"); !errors.As(err, &kerr) || kerr.Status == 0 {
+		t.Fatalf("the next call did not reach Kommo: %v", err)
+	}
+	if waited := vt.clock.Now().Sub(start); waited != 3*time.Second {
+		t.Errorf("the next call waited %s, want retry_after (3s)", waited)
+	}
+}
