@@ -295,9 +295,21 @@ func TestExplainReadsLikeDocumentation(t *testing.T) {
 		{"kommointegration.spec", []string{"clientID", "redirectURI", "trailing slash", "accountDomains", "stateSecretRef", "tokenSecretTemplate"}},
 		{"kinst.spec.authorization.receivedAt", []string{"sub-second precision"}},
 	} {
-		out, err := exec.Command(env.Kubectl(), "--kubeconfig", kubeconfig, "explain", tc.field).CombinedOutput()
+		// The API server publishes a new CRD's OpenAPI a moment after it is established.
+		var out []byte
+		var err error
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			out, err = exec.Command(env.Kubectl(), "--kubeconfig", kubeconfig, "explain", tc.field).CombinedOutput()
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond) // poll interval
+		}
 		if err != nil {
 			t.Fatalf("kubectl explain %s: %v\n%s", tc.field, err, out)
+		}
+		if tc.field == "kommoinstallation.spec" {
+			t.Logf("kubectl explain %s:\n%s", tc.field, out)
 		}
 		text := strings.Join(strings.Fields(string(out)), " ")
 		for _, w := range tc.want {

@@ -4,58 +4,64 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// KommoInstallationSpec says how the integration got into one Kommo account. The webhook
-// writes authorization and revocation; people write longLivedTokenSecretRef.
+// KommoInstallationSpec says how the integration got into one Kommo account.
+// The webhook writes authorization and revocation; people write
+// longLivedTokenSecretRef.
 // +kubebuilder:validation:XValidation:rule="!(has(self.authorization) && has(self.longLivedTokenSecretRef))",message="authorization and longLivedTokenSecretRef are exclusive: an installation is either installed through OAuth or uses a long-lived token"
 type KommoInstallationSpec struct {
-	// integrationRef is the KommoIntegration in the same namespace this is an install of.
+	// integrationRef is the KommoIntegration in the same namespace this is an
+	// install of.
 	// +required
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="integrationRef is immutable"
 	IntegrationRef LocalObjectReference `json:"integrationRef"`
 
-	// accountDomain is the Kommo account host, as in Kommo's referer, e.g. acme.kommo.com.
+	// accountDomain is the Kommo account host, as in Kommo's referer, e.g.
+	// acme.kommo.com.
 	// +required
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$')",message="accountDomain must be a lowercase DNS name such as acme.kommo.com, without scheme, port or path"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="accountDomain is immutable"
 	AccountDomain string `json:"accountDomain"`
 
-	// authorization is the latest install Kommo sent to the Redirect URI. Written by the
-	// webhook; a newer receivedAt is a reinstall.
+	// authorization is the latest install Kommo sent to the Redirect URI. Written
+	// by the webhook; a newer receivedAt is a reinstall.
 	// +optional
 	Authorization *Authorization `json:"authorization,omitempty"`
 
-	// revocation is the latest "access revoked" hook Kommo sent for this account. Written by
-	// the webhook; the controller verifies its signature before acting on it.
+	// revocation is the latest "access revoked" hook Kommo sent for this account.
+	// Written by the webhook; the controller verifies its signature before acting
+	// on it.
 	// +optional
 	Revocation *Revocation `json:"revocation,omitempty"`
 
-	// longLivedTokenSecretRef points at a long-lived token of a private integration. Such an
-	// installation is declared by hand: no code exchange, no refresh; expiry is read from the
-	// token and a Warning event is raised before it runs out.
+	// longLivedTokenSecretRef points at a long-lived token of a private
+	// integration. Such an installation is declared by hand: no code exchange, no
+	// refresh; expiry is read from the token and a Warning event is raised before
+	// it runs out.
 	// +optional
 	LongLivedTokenSecretRef *SecretKeyRef `json:"longLivedTokenSecretRef,omitempty"`
 }
 
 // Authorization is one install as Kommo sent it to the Redirect URI.
 type Authorization struct {
-	// codeSecretRef is the Secret key holding the authorization code. The Secret is created
-	// by the webhook, never updated, and deleted by the controller once exchanged.
+	// codeSecretRef is the Secret key holding the authorization code. The Secret
+	// is created by the webhook, never updated, and deleted by the controller once
+	// exchanged.
 	// +required
 	CodeSecretRef SecretKeyRef `json:"codeSecretRef"`
 
-	// receivedAt is when the webhook received the install, with sub-second precision so
-	// that two installs in the same second are ordered.
+	// receivedAt is when the webhook received the install, with sub-second
+	// precision so that two installs in the same second are ordered.
 	// +required
 	ReceivedAt metav1.MicroTime `json:"receivedAt"`
 
-	// fromWidget is true when Kommo sent the install itself after an install from its UI.
-	// Such installs carry no state.
+	// fromWidget is true when Kommo sent the install itself after an install from
+	// its UI. Such installs carry no state.
 	// +optional
 	FromWidget bool `json:"fromWidget,omitempty"`
 
-	// state is the state parameter as received, verified by the controller when the
-	// integration sets stateSecretRef.
+	// state is the state parameter as received, verified by the controller when
+	// the integration sets stateSecretRef.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	State string `json:"state,omitempty"`
@@ -73,28 +79,29 @@ type Revocation struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+$')",message="accountID must be the numeric Kommo account id"
 	AccountID string `json:"accountID"`
 
-	// clientUUID is the integration id as received; it must equal the integration's clientID.
+	// clientUUID is the integration id as received; it must equal the
+	// integration's clientID.
 	// +required
 	// +kubebuilder:validation:MaxLength=64
 	ClientUUID string `json:"clientUUID"`
 
-	// signature is the hook's hex HMAC-SHA256 as received. It authenticates the hook; it is
-	// not a secret.
+	// signature is the hook's hex HMAC-SHA256 as received. It authenticates the
+	// hook; it is not a secret.
 	// +required
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9a-fA-F]+$')",message="signature must be hexadecimal"
 	Signature string `json:"signature"`
 }
 
-// KommoInstallationStatus is what the controller did for this installation and what Kommo
-// told it.
+// KommoInstallationStatus is what the controller did for this installation and
+// what Kommo told it.
 type KommoInstallationStatus struct {
 	// observedGeneration is the generation last fully processed.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Authorized (tokens are valid), ChannelConnected (only with chat) and
-	// Ready, the summary.
+	// conditions: Authorized (tokens are valid), ChannelConnected (only with chat)
+	// and Ready, the summary.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -108,13 +115,14 @@ type KommoInstallationStatus struct {
 	// +optional
 	AmojoID string `json:"amojoID,omitempty"`
 
-	// scopeID is what the Chats API returned on the last connect; the integration's backend
-	// uses it to send messages.
+	// scopeID is what the Chats API returned on the last connect; the
+	// integration's backend uses it to send messages.
 	// +optional
 	ScopeID string `json:"scopeID,omitempty"`
 
-	// connectedChannel is the channel configuration of the last successful connect. A
-	// different effective configuration on the KommoIntegration causes a reconnect.
+	// connectedChannel is the channel configuration of the last successful
+	// connect. A different effective configuration on the KommoIntegration causes
+	// a reconnect.
 	// +optional
 	ConnectedChannel *ChatStatus `json:"connectedChannel,omitempty"`
 
@@ -126,7 +134,8 @@ type KommoInstallationStatus struct {
 	// +optional
 	AccessTokenExpiresAt *metav1.Time `json:"accessTokenExpiresAt,omitempty"`
 
-	// refreshTime is when the controller next refreshes the tokens, in whole seconds.
+	// refreshTime is when the controller next refreshes the tokens, in whole
+	// seconds.
 	// +optional
 	RefreshTime *metav1.Time `json:"refreshTime,omitempty"`
 
@@ -142,8 +151,8 @@ type KommoInstallationStatus struct {
 	// +optional
 	ConnectedAt *metav1.Time `json:"connectedAt,omitempty"`
 
-	// failedAttempts counts consecutive Kommo-side failures; it drives the persisted backoff
-	// and resets on success or when the spec changes.
+	// failedAttempts counts consecutive Kommo-side failures; it drives the
+	// persisted backoff and resets on success or when the spec changes.
 	// +optional
 	FailedAttempts int32 `json:"failedAttempts,omitempty"`
 
@@ -156,9 +165,10 @@ type KommoInstallationStatus struct {
 	FailedGeneration int64 `json:"failedGeneration,omitempty"`
 }
 
-// KommoInstallation is one install of a KommoIntegration in one Kommo account, named
-// <integration>.<account host> so that a reinstall lands on the same object. The
-// controller keeps its tokens fresh in a Secret and its chat channel connected.
+// KommoInstallation is one install of a KommoIntegration in one Kommo account,
+// named <integration>.<account host> so that a reinstall lands on the same
+// object. The controller keeps its tokens fresh in a Secret and its chat
+// channel connected.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status

@@ -4,23 +4,27 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// KommoIntegrationSpec is the integration as registered in Kommo. It lives in Git.
+// KommoIntegrationSpec is the integration as registered in Kommo. It lives in
+// Git.
 // +kubebuilder:validation:XValidation:rule="!has(self.chat) || !has(self.stateSecretRef) || self.chat.secretRef.name != self.stateSecretRef.name || self.chat.secretRef.key != self.stateSecretRef.key",message="chat.secretRef and stateSecretRef must not point at the same Secret key"
 type KommoIntegrationSpec struct {
-	// clientID is the integration ID (a UUID) from the integration's Keys tab in Kommo.
+	// clientID is the integration ID (a UUID) from the integration's Keys tab in
+	// Kommo.
 	// +required
 	// +kubebuilder:validation:MaxLength=36
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')",message="clientID must be the integration ID from Kommo, a UUID such as 01d01160-d7a0-4087-b4af-6a1bb83fcd1d"
 	ClientID string `json:"clientID"`
 
-	// clientSecretRef is the Secret key holding the integration's secret key from Kommo.
-	// Only the controller reads it; it is sent only to hosts under accountDomains.
+	// clientSecretRef is the Secret key holding the integration's secret key from
+	// Kommo. Only the controller reads it; it is sent only to hosts under
+	// accountDomains.
 	// +required
 	ClientSecretRef SecretKeyRef `json:"clientSecretRef"`
 
-	// redirectURI is exactly the Redirect URI registered in Kommo, usually the webhook's
-	// https://<public host>/kommo/<namespace>/<integration>/redirect. Kommo compares it
-	// byte for byte on every token request: a trailing slash makes every exchange fail.
+	// redirectURI is exactly the Redirect URI registered in Kommo, usually the
+	// webhook's https://<public host>/kommo/<namespace>/<integration>/redirect.
+	// Kommo compares it byte for byte on every token request: a trailing slash
+	// makes every exchange fail.
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http'] && url(self).getHostname() != ''",message="redirectURI must be an absolute http(s) URL, exactly as registered in Kommo"
@@ -28,8 +32,9 @@ type KommoIntegrationSpec struct {
 	RedirectURI string `json:"redirectURI"`
 
 	// accountDomains are the account host suffixes installs may come from, such as
-	// kommo.com. The webhook rejects a referer outside them and the controller never sends
-	// the client secret elsewhere. When empty: kommo.com, amocrm.ru and amocrm.com.
+	// kommo.com. The webhook rejects a referer outside them and the controller
+	// never sends the client secret elsewhere. When empty: kommo.com, amocrm.ru
+	// and amocrm.com.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=16
@@ -37,18 +42,19 @@ type KommoIntegrationSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$')",message="each account domain must be a lowercase DNS name with at least two labels, such as kommo.com"
 	AccountDomains []string `json:"accountDomains,omitempty"`
 
-	// chat, when set, makes every installation connect this Chats API channel and record
-	// the returned scope_id.
+	// chat, when set, makes every installation connect this Chats API channel and
+	// record the returned scope_id.
 	// +optional
 	Chat *ChatSpec `json:"chat,omitempty"`
 
-	// stateSecretRef is an HMAC-SHA256 key. When set, installs started from your own site
-	// (not from_widget) must carry a valid signed state; see the README for its format.
+	// stateSecretRef is an HMAC-SHA256 key. When set, installs started from your
+	// own site (not from_widget) must carry a valid signed state; see the README
+	// for its format.
 	// +optional
 	StateSecretRef *SecretKeyRef `json:"stateSecretRef,omitempty"`
 
-	// tokenSecretTemplate is metadata copied onto every token Secret of this integration,
-	// for example labels your backend selects on.
+	// tokenSecretTemplate is metadata copied onto every token Secret of this
+	// integration, for example labels your backend selects on.
 	// +optional
 	TokenSecretTemplate *SecretTemplate `json:"tokenSecretTemplate,omitempty"`
 }
@@ -61,18 +67,20 @@ type ChatSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')",message="channelID must be the channel ID from Kommo, a UUID"
 	ChannelID string `json:"channelID"`
 
-	// secretRef is the Secret key holding the channel secret Kommo issued with the channel.
+	// secretRef is the Secret key holding the channel secret Kommo issued with the
+	// channel.
 	// +required
 	SecretRef SecretKeyRef `json:"secretRef"`
 
-	// title is the channel name shown in Kommo. Defaults to the KommoIntegration's name.
+	// title is the channel name shown in Kommo. Defaults to the KommoIntegration's
+	// name.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
 	Title string `json:"title,omitempty"`
 
-	// hookAPIVersion is the version of the hooks Kommo sends to the channel. Defaults to v2;
-	// v1 is deprecated by Kommo.
+	// hookAPIVersion is the version of the hooks Kommo sends to the channel.
+	// Defaults to v2; v1 is deprecated by Kommo.
 	// +optional
 	// +kubebuilder:validation:Enum=v1;v2
 	HookAPIVersion string `json:"hookAPIVersion,omitempty"`
@@ -80,8 +88,8 @@ type ChatSpec struct {
 
 // SecretTemplate is metadata the operator copies onto the Secrets it writes.
 type SecretTemplate struct {
-	// labels to add. Keys under kommo-operator.io/ and app.kubernetes.io/managed-by are
-	// the operator's and are ignored here.
+	// labels to add. Keys under kommo-operator.io/ and
+	// app.kubernetes.io/managed-by are the operator's and are ignored here.
 	// +optional
 	Labels map[string]string `json:"labels,omitempty"`
 
@@ -90,7 +98,8 @@ type SecretTemplate struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// KommoIntegrationStatus is what the controller observed of a KommoIntegration.
+// KommoIntegrationStatus is what the controller observed of a
+// KommoIntegration.
 type KommoIntegrationStatus struct {
 	// observedGeneration is the generation the conditions describe.
 	// +optional
@@ -112,7 +121,8 @@ type KommoIntegrationStatus struct {
 	Chat *ChatStatus `json:"chat,omitempty"`
 }
 
-// ChatStatus is the effective channel configuration installations connect with.
+// ChatStatus is the effective channel configuration installations connect
+// with.
 type ChatStatus struct {
 	// channelID of the channel.
 	ChannelID string `json:"channelID"`
@@ -122,9 +132,9 @@ type ChatStatus struct {
 	HookAPIVersion string `json:"hookAPIVersion"`
 }
 
-// KommoIntegration is a public Kommo integration whose installs this operator manages.
-// Keep it in Git; the webhook turns Kommo's redirects to its Redirect URI into
-// KommoInstallations.
+// KommoIntegration is a public Kommo integration whose installs this operator
+// manages. Keep it in Git; the webhook turns Kommo's redirects to its Redirect
+// URI into KommoInstallations.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status

@@ -1,7 +1,8 @@
 package v1alpha1
 
-// SecretKeyRef points at one key of a Secret in the namespace of the object that holds the
-// reference. The operator reads such Secrets live and never caches them.
+// SecretKeyRef points at one key of a Secret in the namespace of the object
+// that holds the reference. The operator reads such Secrets live and never
+// caches them.
 type SecretKeyRef struct {
 	// name of the Secret.
 	// +required
