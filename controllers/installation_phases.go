@@ -102,24 +102,30 @@ func (r *InstallationReconciler) loadIntegration(ctx context.Context, s *install
 	}
 	secret, err := secretValue(ctx, r.APIReader, inst.Namespace, integration.Spec.ClientSecretRef)
 	if err != nil {
-		return r.missingDependency(s, err, kommov1.ReasonIntegrationNotReady)
+		return missingSecret(s, err, s.notReadyBecause)
 	}
 	s.app = kommo.App{ClientID: integration.Spec.ClientID, ClientSecret: secret, RedirectURI: integration.Spec.RedirectURI}
 	s.chat = effectiveChat(integration)
 	return false, nil
 }
 
-// missingDependency reports a missing Secret (polled, since such Secrets are not watched)
-// or returns an API error.
-func (r *InstallationReconciler) missingDependency(s *installationScope, err error, reason string) (bool, error) {
+// missingSecret hands a missing referenced Secret to record (with a message naming it) and
+// polls for it, since Secrets the operator does not own are not watched; any other error is
+// an API error and returned.
+func missingSecret(s *installationScope, err error, record func(message string)) (bool, error) {
 	var missing *errSecretMissing
 	if !errors.As(err, &missing) {
 		return true, err
 	}
-	s.notReady(reason, missing.Error())
+	record(missing.Error())
 	s.clean = false
 	s.requeue(dependencyPoll)
 	return true, nil
+}
+
+// notReadyBecause records a missing Secret of the KommoIntegration on Ready.
+func (s *installationScope) notReadyBecause(message string) {
+	s.notReady(kommov1.ReasonIntegrationNotReady, message)
 }
 
 // saveUnsavedTokens writes tokens an earlier reconcile received but could not persist.
@@ -232,7 +238,7 @@ func (r *InstallationReconciler) reconcileAuthorization(ctx context.Context, s *
 	if ref := s.integration.Spec.StateSecretRef; ref != nil && !auth.FromWidget {
 		key, err := secretValue(ctx, r.APIReader, inst.Namespace, *ref)
 		if err != nil {
-			return r.missingDependency(s, err, kommov1.ReasonIntegrationNotReady)
+			return missingSecret(s, err, s.notReadyBecause)
 		}
 		if err := kommo.VerifyState([]byte(key), auth.State, s.now); err != nil {
 			return r.terminal(s, kommov1.ConditionAuthorized, kommov1.ReasonInvalidState, eventInvalidState,
@@ -298,14 +304,9 @@ func (r *InstallationReconciler) reconcileLongLivedToken(ctx context.Context, s 
 	inst := s.inst
 	value, err := secretValue(ctx, r.APIReader, inst.Namespace, *inst.Spec.LongLivedTokenSecretRef)
 	if err != nil {
-		var missing *errSecretMissing
-		if !errors.As(err, &missing) {
-			return true, err
-		}
-		s.setCondition(kommov1.ConditionAuthorized, metav1.ConditionFalse, kommov1.ReasonSecretNotFound, missing.Error())
-		s.clean = false
-		s.requeue(dependencyPoll)
-		return true, nil
+		return missingSecret(s, err, func(message string) {
+			s.setCondition(kommov1.ConditionAuthorized, metav1.ConditionFalse, kommov1.ReasonSecretNotFound, message)
+		})
 	}
 	if err := r.loadTokens(ctx, s); err != nil {
 		return true, err
@@ -406,14 +407,9 @@ func (r *InstallationReconciler) reconcileChannel(ctx context.Context, s *instal
 	}
 	secret, err := secretValue(ctx, r.APIReader, inst.Namespace, s.integration.Spec.Chat.SecretRef)
 	if err != nil {
-		var missing *errSecretMissing
-		if !errors.As(err, &missing) {
-			return true, err
-		}
-		s.setCondition(kommov1.ConditionChannelConnected, metav1.ConditionFalse, kommov1.ReasonSecretNotFound, missing.Error())
-		s.clean = false
-		s.requeue(dependencyPoll)
-		return true, nil
+		return missingSecret(s, err, func(message string) {
+			s.setCondition(kommov1.ConditionChannelConnected, metav1.ConditionFalse, kommov1.ReasonSecretNotFound, message)
+		})
 	}
 	if ok, err := r.mayCallKommo(ctx, s); !ok || err != nil {
 		return true, err
