@@ -1,3 +1,57 @@
 // Package webhook is the public HTTP server that records Kommo's install redirects and
-// "access revoked" hooks as KommoInstallations. It holds no secrets.
+// "access revoked" hooks as KommoInstallations. It holds no secrets: it may read
+// KommoIntegrations and KommoInstallations, create and patch KommoInstallations, and
+// create Secrets, nothing else.
+//
+// # Routes
+//
+//	GET /kommo/{namespace}/{integration}/redirect   Kommo's install redirect (the integration's Redirect URI)
+//	GET /kommo/{namespace}/{integration}/revoke     Kommo's "access revoked" hook
+//
+// Kommo gives an install 3 seconds, ignores the answer and never resends, so a request is
+// validated entirely in memory (against the watch cache) and answered within
+// Options.RequestDeadline whatever the API server does. Before anything is written:
+// the client IP is within its rate limit; the method is GET with no body; the query is
+// at most 4 KiB and repeats no parameter; the KommoIntegration exists; referer is a bare
+// account host under the integration's accountDomains (kommo.ParseReferer; no host is
+// ever contacted); code is 1 to 2048 bytes of printable ASCII without spaces; state is at
+// most 512 bytes of printable ASCII; and the integration has fewer than
+// Options.MaxPendingInstallations installs waiting for the controller. error=... (the
+// user declined) is answered with a polite page and written nowhere.
+//
+// An install is then written in an order that never shows the controller a reference to
+// a missing Secret:
+//
+//  1. an immutable Secret of type kommo-operator.io/authorization-code named
+//     kommo-code-<first 32 hex of sha256(namespace/integration/account host/code)>,
+//     owned (not controlled) by the KommoIntegration; the same code always makes the same
+//     Secret, so a repeat is AlreadyExists;
+//  2. the KommoInstallation <integration>.<account host>, created, or its
+//     spec.authorization alone merge-patched under a resourceVersion precondition.
+//
+// The same code twice is one install: a codeSecretRef already naming this code's Secret
+// is not patched again (a new receivedAt would make the controller exchange a used
+// code). receivedAt has microsecond precision, is strictly increasing within a replica,
+// and never moves backwards: an install older than the recorded one is ignored.
+//
+// A revoke hook (client_uuid or the legacy client_id, account_id, signature) is recorded
+// in spec.revocation of the installations labelled kommo-operator.io/integration and
+// kommo-operator.io/account-id, unverified: the controller checks the signature. An
+// account without an installation is answered 200 and written nowhere; the same hook
+// again with nothing installed since is a duplicate.
+//
+// Writes the API server has not confirmed by the deadline are answered 202 and retried
+// in the background, with backoff, until the code's 20 minutes run out; shutdown waits
+// for them (bounded). Answers never echo the query; browsers (Accept: text/html) get a
+// small page with a strict Content-Security-Policy, machines "ok". Logs never carry the
+// query, the code or the state.
+//
+// # Metrics
+//
+//	kommo_webhook_requests_total{route,outcome}         route: redirect, revoke; outcome: recorded, duplicate,
+//	                                                    denied, rejected, unknown_integration, rate_limited,
+//	                                                    pending_cap, deferred, error, not_found
+//	kommo_webhook_request_duration_seconds{route}       time to answer
+//	kommo_webhook_deferred_writes                       background writes in progress
+//	kommo_webhook_deferred_writes_total{result}         finished background writes: recorded, expired, failed
 package webhook

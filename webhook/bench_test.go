@@ -1,0 +1,208 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+)
+
+// benchParallelism × GOMAXPROCS goroutines send requests at once: 16 on 2 cores, a burst
+// of concurrent installs rather than a queue.
+const benchParallelism = 8
+
+// latencies collects per-operation durations from many goroutines and reports p50, p99
+// and throughput.
+type latencies struct {
+	mu    sync.Mutex
+	all   []time.Duration
+	start time.Time
+}
+
+func (l *latencies) add(d []time.Duration) {
+	l.mu.Lock()
+	l.all = append(l.all, d...)
+	l.mu.Unlock()
+}
+
+func (l *latencies) report(b *testing.B, unit string) {
+	elapsed := time.Since(l.start)
+	slices.Sort(l.all)
+	if len(l.all) == 0 {
+		return
+	}
+	pct := func(p float64) float64 {
+		i := min(int(float64(len(l.all))*p), len(l.all)-1)
+		return float64(l.all[i].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(len(l.all))/elapsed.Seconds(), unit+"/s")
+}
+
+var benchRun atomic.Int64
+
+// unthrottled lifts client-go's token bucket, so the API benchmarks measure the API
+// server and the webhook rather than --kube-api-qps.
+func unthrottled() *rest.Config {
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	return cfg
+}
+
+// BenchmarkRedirect: installs into distinct accounts through the real HTTP server, the
+// real manager and the real API server (two writes each: code Secret and installation).
+// "unthrottled" compares with the BenchmarkAPIServer* floors; "kube-api-qps=100" runs
+// with the subcommand's default client-side limits (--kube-api-qps, --kube-api-burst).
+// The pending cap is off: every account here stays pending.
+func BenchmarkRedirect(b *testing.B) {
+	b.Run("unthrottled", func(b *testing.B) { benchmarkRedirect(b, unthrottled()) })
+	b.Run(fmt.Sprintf("kube-api-qps=%d", DefaultKubeAPIQPS), func(b *testing.B) { benchmarkRedirect(b, nil) })
+}
+
+func benchmarkRedirect(b *testing.B, cfg *rest.Config) {
+	opts := testOptions()
+	opts.MaxPendingInstallations = 0
+	h := startWebhook(b, cfg, opts, nil)
+	ns := env.Namespace(b)
+	h.createIntegration(ns, "bench")
+	run := benchRun.Add(1)
+	transport := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer transport.CloseIdleConnections()
+	hc := &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	base := h.base + redirectPath(ns, "bench")
+	var next atomic.Int64
+	var failures atomic.Int64
+	lat := &latencies{}
+
+	b.SetParallelism(benchParallelism)
+	b.ResetTimer()
+	lat.start = time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			n := next.Add(1)
+			url := fmt.Sprintf("%s?referer=r%d-a%d.kommo.com&code=def50200%032x", base, run, n, n)
+			t0 := time.Now()
+			resp, err := hc.Get(url)
+			if err != nil {
+				failures.Add(1)
+				continue
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			mine = append(mine, time.Since(t0))
+			if resp.StatusCode != http.StatusOK {
+				failures.Add(1)
+			}
+		}
+		lat.add(mine)
+	})
+	b.StopTimer()
+	if f := failures.Load(); f > 0 {
+		b.Fatalf("%d of %d installs were not recorded in time", f, b.N)
+	}
+	lat.report(b, "installs")
+}
+
+// benchClient writes to the API server directly, unthrottled.
+func benchClient(b *testing.B) client.Client {
+	c, err := client.New(unthrottled(), client.Options{Scheme: NewScheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// BenchmarkAPIServerCreateSecret is the floor under BenchmarkRedirect: the raw rate at
+// which the same API server creates Secrets like the code Secret (one write).
+func BenchmarkAPIServerCreateSecret(b *testing.B) {
+	c := benchClient(b)
+	ns := env.Namespace(b)
+	run := benchRun.Add(1)
+	var next atomic.Int64
+	lat := &latencies{}
+	b.SetParallelism(benchParallelism)
+	b.ResetTimer()
+	lat.start = time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			n := next.Add(1)
+			t0 := time.Now()
+			err := c.Create(context.Background(), &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%d-%d", run, n), Namespace: ns,
+					Labels: map[string]string{kommov1.LabelManagedBy: kommov1.ManagedByValue}},
+				Type: kommov1.SecretTypeAuthorizationCode,
+				Data: map[string][]byte{kommov1.AuthorizationCodeKey: fmt.Appendf(nil, "def50200%032x", n)},
+			})
+			mine = append(mine, time.Since(t0))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+		lat.add(mine)
+	})
+	b.StopTimer()
+	lat.report(b, "creates")
+}
+
+// BenchmarkAPIServerInstallWrites is an install's two writes (code Secret, then the
+// KommoInstallation) straight to the API server: BenchmarkRedirect minus the webhook.
+func BenchmarkAPIServerInstallWrites(b *testing.B) {
+	c := benchClient(b)
+	ns := env.Namespace(b)
+	run := benchRun.Add(1)
+	var next atomic.Int64
+	lat := &latencies{}
+	b.SetParallelism(benchParallelism)
+	b.ResetTimer()
+	lat.start = time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			n := next.Add(1)
+			host := fmt.Sprintf("r%d-a%d.kommo.com", run, n)
+			t0 := time.Now()
+			err := c.Create(context.Background(), &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%d-%d", run, n), Namespace: ns},
+				Type:       kommov1.SecretTypeAuthorizationCode,
+				Data:       map[string][]byte{kommov1.AuthorizationCodeKey: fmt.Appendf(nil, "def50200%032x", n)},
+			})
+			if err == nil {
+				err = c.Create(context.Background(), &kommov1.KommoInstallation{
+					ObjectMeta: metav1.ObjectMeta{Name: "bench." + host, Namespace: ns},
+					Spec: kommov1.KommoInstallationSpec{
+						IntegrationRef: kommov1.LocalObjectReference{Name: "bench"},
+						AccountDomain:  host,
+						Authorization: &kommov1.Authorization{
+							CodeSecretRef: kommov1.SecretKeyRef{Name: fmt.Sprintf("bench-%d-%d", run, n), Key: kommov1.AuthorizationCodeKey},
+							ReceivedAt:    metav1.NewMicroTime(t0),
+						},
+					},
+				})
+			}
+			mine = append(mine, time.Since(t0))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+		lat.add(mine)
+	})
+	b.StopTimer()
+	lat.report(b, "installs")
+}

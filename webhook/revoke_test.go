@@ -1,0 +1,154 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+)
+
+// The derived vector of KOMMO_API.md: not verified here, only carried.
+const (
+	testAccountID = "32720107"
+	testSignature = "56085d36424bc5ba9107165909dd0b11e9d32595b52da36c1efc55fb5a9538d0"
+)
+
+// installAndLabel installs account host through the webhook and labels the installation
+// with accountID, as the controller does once it knows the id.
+func (h *harness) installAndLabel(ns, integ, host, accountID string) *kommov1.KommoInstallation {
+	h.t.Helper()
+	if resp := h.get(redirectPath(ns, integ), installQuery(host, testCode(host+accountID))); resp.status != http.StatusOK {
+		h.t.Fatalf("install: %d %q", resp.status, resp.body)
+	}
+	inst := getInstallation(h.t, ns, integ+"."+host)
+	patch := []byte(`{"metadata":{"labels":{"` + kommov1.LabelAccountID + `":"` + accountID + `"}}}`)
+	if err := env.Client.Patch(context.Background(), inst, client.RawPatch("application/merge-patch+json", patch)); err != nil {
+		h.t.Fatal(err)
+	}
+	h.waitCached(client.ObjectKeyFromObject(inst), &kommov1.KommoInstallation{}, nil)
+	cached := &kommov1.KommoInstallation{}
+	h.waitCached(client.ObjectKeyFromObject(inst), cached, func() bool { return cached.Labels[kommov1.LabelAccountID] == accountID })
+	return getInstallation(h.t, ns, inst.Name)
+}
+
+func revokeQuery(clientParam, accountID, signature string) url.Values {
+	return url.Values{clientParam: {testClientID}, "account_id": {accountID}, "signature": {signature}}
+}
+
+func TestRevoke(t *testing.T) {
+	h := startWebhook(t, nil, testOptions(), nil)
+	ns := env.Namespace(t)
+	h.createIntegration(ns, "bridge")
+	inst := h.installAndLabel(ns, "bridge", "acme.kommo.com", testAccountID)
+	other := h.installAndLabel(ns, "bridge", "other.kommo.com", "999")
+	recorded := requests(routeRevoke, outcomeRecorded)
+
+	before := time.Now().Add(-time.Second)
+	resp := h.get(revokePath(ns, "bridge"), revokeQuery("client_uuid", testAccountID, testSignature))
+	if resp.status != http.StatusOK || resp.body != "ok\n" {
+		t.Fatalf("revoke: %d %q", resp.status, resp.body)
+	}
+	got := getInstallation(t, ns, inst.Name)
+	rev := got.Spec.Revocation
+	if rev == nil {
+		t.Fatal("spec.revocation not recorded")
+	}
+	if rev.AccountID != testAccountID || rev.ClientUUID != testClientID || rev.Signature != testSignature {
+		t.Errorf("revocation %+v", rev)
+	}
+	if rev.ReceivedAt.Time.Before(before) || !inst.Spec.Authorization.ReceivedAt.Before(&rev.ReceivedAt) {
+		t.Errorf("revocation receivedAt %v not after the install %v", rev.ReceivedAt, inst.Spec.Authorization.ReceivedAt)
+	}
+	if got.Spec.Authorization.CodeSecretRef != inst.Spec.Authorization.CodeSecretRef {
+		t.Error("the revoke hook changed spec.authorization")
+	}
+	if o := getInstallation(t, ns, other.Name); o.Spec.Revocation != nil {
+		t.Error("another account's installation was revoked")
+	}
+	if d := requests(routeRevoke, outcomeRecorded) - recorded; d != 1 {
+		t.Errorf("recorded counted %v times", d)
+	}
+
+	// The same hook again, nothing installed since: a duplicate, not re-patched.
+	cached := &kommov1.KommoInstallation{}
+	h.waitCached(client.ObjectKeyFromObject(got), cached, func() bool { return cached.Spec.Revocation != nil })
+	dups := requests(routeRevoke, outcomeDuplicate)
+	if resp := h.get(revokePath(ns, "bridge"), revokeQuery("client_uuid", testAccountID, testSignature)); resp.status != http.StatusOK {
+		t.Fatalf("repeat: %d", resp.status)
+	}
+	if again := getInstallation(t, ns, inst.Name); again.ResourceVersion != got.ResourceVersion {
+		t.Errorf("a repeated hook re-patched: %v → %v", rev.ReceivedAt, again.Spec.Revocation.ReceivedAt)
+	}
+	if d := requests(routeRevoke, outcomeDuplicate) - dups; d != 1 {
+		t.Errorf("duplicate counted %v times", d)
+	}
+
+	// Reinstall, then revoke again with the legacy parameter name: a new revocation.
+	if resp := h.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("reinstall"))); resp.status != http.StatusOK {
+		t.Fatalf("reinstall: %d", resp.status)
+	}
+	reinstalled := getInstallation(t, ns, inst.Name)
+	h.waitCached(client.ObjectKeyFromObject(got), cached, func() bool { return cached.ResourceVersion == reinstalled.ResourceVersion })
+	if resp := h.get(revokePath(ns, "bridge"), revokeQuery("client_id", testAccountID, testSignature)); resp.status != http.StatusOK {
+		t.Fatalf("legacy revoke: %d %q", resp.status, resp.body)
+	}
+	final := getInstallation(t, ns, inst.Name)
+	if final.Spec.Revocation == nil || !reinstalled.Spec.Authorization.ReceivedAt.Before(&final.Spec.Revocation.ReceivedAt) {
+		t.Errorf("revocation after the reinstall not recorded: %+v", final.Spec.Revocation)
+	}
+	if final.Spec.Revocation.ClientUUID != testClientID {
+		t.Errorf("legacy client_id not recorded as clientUUID: %+v", final.Spec.Revocation)
+	}
+	assertNoLeak(t, testCode("reinstall"))
+}
+
+func TestRevokeUnknownAccountWritesNothing(t *testing.T) {
+	h := startWebhook(t, nil, testOptions(), nil)
+	ns := env.Namespace(t)
+	h.createIntegration(ns, "bridge")
+	inst := h.installAndLabel(ns, "bridge", "acme.kommo.com", testAccountID)
+	notFound := requests(routeRevoke, outcomeNotFound)
+
+	resp := h.get(revokePath(ns, "bridge"), revokeQuery("client_uuid", "123456", testSignature))
+	if resp.status != http.StatusOK {
+		t.Fatalf("unknown account: %d %q", resp.status, resp.body)
+	}
+	if d := requests(routeRevoke, outcomeNotFound) - notFound; d != 1 {
+		t.Errorf("not_found counted %v times", d)
+	}
+	if got := getInstallation(t, ns, inst.Name); got.ResourceVersion != inst.ResourceVersion {
+		t.Error("a revoke hook for another account changed the installation")
+	}
+
+	rejected := requests(routeRevoke, outcomeRejected)
+	for name, q := range map[string]url.Values{
+		"no client":           {"account_id": {testAccountID}, "signature": {testSignature}},
+		"account not numeric": revokeQuery("client_uuid", "12ab", testSignature),
+		"account too long":    revokeQuery("client_uuid", "123456789012345678901", testSignature),
+		"signature not hex":   revokeQuery("client_uuid", testAccountID, "zz"+testSignature),
+		"signature too long":  revokeQuery("client_uuid", testAccountID, testSignature+testSignature+"00"),
+		"no signature":        {"client_uuid": {testClientID}, "account_id": {testAccountID}},
+		"two account ids":     {"client_uuid": {testClientID}, "account_id": {testAccountID, "1"}, "signature": {testSignature}},
+	} {
+		if resp := h.get(revokePath(ns, "bridge"), q); resp.status != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", name, resp.status)
+		}
+	}
+	if d := requests(routeRevoke, outcomeRejected) - rejected; d != 7 {
+		t.Errorf("rejected counted %v times, want 7", d)
+	}
+	if resp := h.get(revokePath(ns, "nope"), revokeQuery("client_uuid", testAccountID, testSignature)); resp.status != http.StatusNotFound {
+		t.Errorf("unknown integration: %d", resp.status)
+	}
+	if got := getInstallation(t, ns, inst.Name); got.ResourceVersion != inst.ResourceVersion {
+		t.Error("a rejected revoke hook changed the installation")
+	}
+	if secrets, insts := objects(t, ns); len(secrets) != 1 || len(insts) != 1 {
+		t.Errorf("%d Secrets and %d installations, want the install's one each", len(secrets), len(insts))
+	}
+}
