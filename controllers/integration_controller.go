@@ -6,11 +6,13 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
 )
@@ -36,6 +38,49 @@ func (r *IntegrationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("kommointegration").
 		For(&kommov1.KommoIntegration{}).
 		Complete(r)
+}
+
+// collectCodeSecrets deletes the integration's code Secrets that no installation refers to
+// any more and whose code has expired: those of superseded installs, and those a webhook
+// created for a write that never completed.
+func (r *IntegrationReconciler) collectCodeSecrets(ctx context.Context, integration *kommov1.KommoIntegration) error {
+	secrets := &corev1.SecretList{}
+	if err := r.List(ctx, secrets, client.InNamespace(integration.Namespace),
+		client.MatchingLabels{kommov1.LabelManagedBy: kommov1.ManagedByValue, kommov1.LabelIntegration: integration.Name}); err != nil {
+		return err
+	}
+	installations := &kommov1.KommoInstallationList{}
+	if err := r.List(ctx, installations, client.InNamespace(integration.Namespace),
+		client.MatchingLabels{kommov1.LabelIntegration: integration.Name}); err != nil {
+		return err
+	}
+	for _, secret := range expiredCodeSecrets(secrets.Items, installations.Items, time.Now()) {
+		if err := r.Delete(ctx, secret, client.Preconditions{UID: &secret.UID}); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		logf.FromContext(ctx).Info("Deleted an expired, unreferenced code Secret", "secret", secret.Name)
+	}
+	return nil
+}
+
+// expiredCodeSecrets picks the code Secrets no installation refers to whose code expired.
+// Younger ones may belong to an install whose write is still on its way.
+func expiredCodeSecrets(secrets []corev1.Secret, installations []kommov1.KommoInstallation, now time.Time) []*corev1.Secret {
+	referenced := map[string]bool{}
+	for _, inst := range installations {
+		if auth := inst.Spec.Authorization; auth != nil {
+			referenced[auth.CodeSecretRef.Name] = true
+		}
+	}
+	var out []*corev1.Secret
+	for i := range secrets {
+		secret := &secrets[i]
+		if secret.Type == kommov1.SecretTypeAuthorizationCode && !referenced[secret.Name] &&
+			now.Sub(secret.CreationTimestamp.Time) >= codeLifetime {
+			out = append(out, secret)
+		}
+	}
+	return out
 }
 
 // Reconcile checks every referenced Secret key and patches the status.
@@ -73,6 +118,10 @@ func (r *IntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	st.AccountDomains = effectiveDomains(integration)
 	st.Chat = effectiveChat(integration)
 	st.ObservedGeneration = integration.Generation
+
+	if err := r.collectCodeSecrets(ctx, integration); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	if !equality.Semantic.DeepEqual(original.Status, integration.Status) {
 		if err := r.Status().Patch(ctx, integration, client.MergeFrom(original)); err != nil {
