@@ -1,13 +1,11 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,7 +53,7 @@ type harness struct {
 	clientID string
 	secret   string // the client secret
 	chanSec  string // the channel secret
-	logs     *syncBuffer
+	logs     *testenv.Buffer
 	stop     func()
 	withChat bool
 }
@@ -77,7 +75,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	h := &harness{
 		t: t, ctx: context.Background(), ns: env.Namespace(t), sim: sim, simURL: srv.URL,
 		clientID: uuid(), secret: "client-secret-" + randHex(16), chanSec: randHex(20),
-		logs: &syncBuffer{}, withChat: !o.noChat,
+		logs: &testenv.Buffer{}, withChat: !o.noChat,
 	}
 	sim.AddIntegration(h.clientID, h.secret, redirectURI)
 	sim.AddChannel(channelID, h.chanSec)
@@ -334,23 +332,6 @@ func (h *harness) assertNoSecretsLeaked() {
 			h.t.Errorf("a secret issued by Kommo (%d chars, starting %q) appears in logs, events or status", len(s), s[:4])
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func randHex(n int) string {
