@@ -73,6 +73,22 @@ bench: ## Run the benchmarks (webhook latency and throughput against a real API 
 build: ## Build bin/kommo-operator, the one binary of both subcommands.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(LOCALBIN)/kommo-operator .
 
+.PHONY: build-sim
+build-sim: ## Build bin/kommosim, the Kommo simulator as a process (demo, dev).
+	$(GO) build -o $(LOCALBIN)/kommosim ./hack/kommosim
+
+# demo and dev build hack/demo and run it directly rather than with `go run`, which exits 1
+# when interrupted: Ctrl-C ends `make dev` cleanly.
+.PHONY: demo
+demo: build build-sim ## Run the operator locally against the simulator: install, refresh, reinstall, revoke; exit 0 when all work.
+	$(GO) build -o $(LOCALBIN)/kommo-demo ./hack/demo
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(LOCALBIN)/kommo-demo
+
+.PHONY: dev
+dev: build build-sim ## Like demo, then keep everything running (kubeconfig, curl lines to install by hand) until Ctrl-C.
+	$(GO) build -o $(LOCALBIN)/kommo-demo ./hack/demo
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(LOCALBIN)/kommo-demo --keep-running
+
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .

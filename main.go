@@ -61,7 +61,14 @@ func main() {
 // ~/.kube/config, as controller-runtime does.
 func restConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		// As ctrl.GetConfig does: no client-side throttling of our own API calls
+		// (client-go's default of 5/s otherwise delays every write).
+		cfg.QPS, cfg.Burst = -1, -1
+		return cfg, nil
 	}
 	return ctrl.GetConfig()
 }

@@ -1,0 +1,12 @@
+//go:build unix && !linux
+
+package stack
+
+import "syscall"
+
+// sysProcAttr puts a child in its own process group, so that stopping it reaches
+// everything it started and a terminal's Ctrl-C reaches only us (we stop the children in
+// order).
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}

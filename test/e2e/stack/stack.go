@@ -1,0 +1,523 @@
+// Package stack brings up the whole operator locally, the way a cluster runs it, for the
+// demo (hack/demo, `make demo`, `make dev`) and the end-to-end tests (test/e2e):
+//
+//   - a real kube-apiserver and etcd (envtest, binaries from hack/envtest) with the CRDs;
+//   - the RBAC of config/rbac, applied with kubectl, and one kubeconfig per component that
+//     impersonates its ServiceAccount, so every run proves the RBAC is enough;
+//   - the Kommo simulator (hack/kommosim), the controller and the webhook as processes of
+//     the real binaries, each in its own process group, output captured to a log file;
+//   - a namespace with a KommoIntegration whose client and channel the simulator knows.
+//
+// Its helpers act like Kommo over HTTP only: fetch a code from the simulator's control API
+// and send the install redirect to the webhook, fetch a signed revoke hook and send it.
+// Everything listens on 127.0.0.1; Stop ends every process it started.
+package stack
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+	"github.com/kommo-operator/kommo-operator/test/testenv"
+)
+
+const (
+	// SystemNamespace is where config/rbac puts the ServiceAccounts and the controller's
+	// leader-election Lease.
+	SystemNamespace = "kommo-operator-system"
+	// ControllerServiceAccount and WebhookServiceAccount are the identities the two
+	// processes run as (through impersonation).
+	ControllerServiceAccount = "kommo-operator-controller"
+	WebhookServiceAccount    = "kommo-operator-webhook"
+
+	// Deadline bounds every wait of the stack and its callers; generous for a loaded
+	// two-core machine.
+	Deadline = 45 * time.Second
+
+	// credentialsSecret holds the client and channel secrets in the integration's namespace.
+	credentialsSecret = "wa-bridge-kommo"
+)
+
+// Options configure Start.
+type Options struct {
+	// Binaries to run; see Build.
+	Binaries Binaries
+	// Dir receives the kubeconfigs and the processes' logs. It is created if needed.
+	Dir string
+	// Namespace of the KommoIntegration; default "demo".
+	Namespace string
+	// Integration is the KommoIntegration's name; default "wa-bridge".
+	Integration string
+	// LogLevel of the controller and the webhook (--zap-log-level); default "debug", so
+	// that the leak scan reads everything they can say.
+	LogLevel string
+	// Logf reports progress; nil is silent.
+	Logf func(format string, args ...any)
+}
+
+// Stack is a running operator with everything around it.
+type Stack struct {
+	// Env is the control plane; Env.Client is an administrator.
+	Env *testenv.Env
+	// Client is an uncached administrator client (Env.Client).
+	Client client.Client
+
+	Namespace   string
+	Integration string
+	ClientID    string
+	ChannelID   string
+	RedirectURI string
+
+	// SimURL is the simulator (Kommo APIs and its /_sim/ control API); WebhookURL the
+	// webhook's Kommo routes.
+	SimURL     string
+	WebhookURL string
+
+	// AdminKubeconfig is for people and kubectl; the other two impersonate the
+	// components' ServiceAccounts.
+	AdminKubeconfig      string
+	ControllerKubeconfig string
+	WebhookKubeconfig    string
+	// Kubectl is the kubectl built beside the API server.
+	Kubectl string
+
+	Dir           string
+	SimulatorLog  string
+	ControllerLog string
+	WebhookLog    string
+
+	clientSecret  string
+	channelSecret string
+	opts          Options
+	http          *http.Client
+
+	mu    sync.Mutex
+	procs []*process
+	// secrets are the secrets the stack made or saw, value → what it is.
+	secrets map[string]string
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start brings everything up. On error, whatever was started is stopped again.
+func Start(ctx context.Context, o Options) (s *Stack, err error) {
+	if o.Namespace == "" {
+		o.Namespace = "demo"
+	}
+	if o.Integration == "" {
+		o.Integration = "wa-bridge"
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "debug"
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	for _, b := range []string{o.Binaries.Operator, o.Binaries.Simulator} {
+		if !isFile(b) {
+			return nil, fmt.Errorf("stack: binary %q not found (build it with `make build build-sim`)", b)
+		}
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s = &Stack{
+		Namespace:     o.Namespace,
+		Integration:   o.Integration,
+		ClientID:      newUUID(),
+		ChannelID:     newUUID(),
+		Dir:           dir,
+		SimulatorLog:  filepath.Join(dir, "kommosim.log"),
+		ControllerLog: filepath.Join(dir, "controller.log"),
+		WebhookLog:    filepath.Join(dir, "webhook.log"),
+		clientSecret:  "client-secret-" + randomHex(24),
+		channelSecret: randomHex(20), // 40 hex characters, like Kommo's
+		opts:          o,
+		http:          &http.Client{Timeout: 10 * time.Second},
+		secrets:       map[string]string{},
+	}
+	// Kommo calls the public Redirect URI (an Ingress in front of the webhook); it only
+	// has to match between the integration and the simulator.
+	s.RedirectURI = "https://kommo-hooks.example.com/kommo/" + s.Namespace + "/" + s.Integration + "/redirect"
+	s.remember("client secret", s.clientSecret)
+	s.remember("channel secret", s.channelSecret)
+	for _, f := range []string{s.SimulatorLog, s.ControllerLog, s.WebhookLog} {
+		_ = os.Remove(f)
+	}
+	defer func() {
+		if err != nil {
+			_ = s.Stop()
+			s = nil
+		}
+	}()
+
+	start := time.Now()
+	if s.Env, err = testenv.Start(); err != nil {
+		return s, err
+	}
+	s.Client, s.Kubectl = s.Env.Client, s.Env.Kubectl()
+	o.Logf("control plane up (kube-apiserver, etcd, CRDs) in %s", since(start))
+
+	step := time.Now()
+	if err := s.setUpRBAC(ctx); err != nil {
+		return s, err
+	}
+	o.Logf("RBAC of config/rbac applied; controller and webhook run as their ServiceAccounts (%s)", since(step))
+
+	step = time.Now()
+	if err := s.startSimulator(ctx); err != nil {
+		return s, err
+	}
+	if err := s.createIntegration(ctx); err != nil {
+		return s, err
+	}
+	if err := s.startController(ctx); err != nil {
+		return s, err
+	}
+	if err := s.startWebhook(ctx); err != nil {
+		return s, err
+	}
+	if err := s.waitIntegrationReady(ctx); err != nil {
+		return s, err
+	}
+	o.Logf("simulator, controller and webhook ready in %s (total %s)", since(step), since(start))
+	return s, nil
+}
+
+// Stop stops the webhook, the controller and the simulator (process groups: SIGTERM, then
+// SIGKILL), then the control plane. It is safe to call more than once.
+func (s *Stack) Stop() error {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		procs := s.procs
+		s.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, p := range procs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.stop(3 * time.Second)
+			}()
+		}
+		wg.Wait()
+		if s.Env != nil {
+			if err := s.Env.Stop(); err != nil {
+				s.stopErr = fmt.Errorf("stopping the control plane: %w", err)
+			}
+		}
+	})
+	return s.stopErr
+}
+
+// Crashed returns an error for every process that exited while it should be running.
+func (s *Stack) Crashed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, p := range s.procs {
+		p.mu.Lock()
+		stopped := p.stopped
+		p.mu.Unlock()
+		if done, err := p.exited(); done && !stopped {
+			errs = append(errs, fmt.Errorf("%s exited: %v (log %s)", p.name, err, p.logPath))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// setUpRBAC applies config/rbac (kubectl kustomize | kubectl apply) and writes the
+// kubeconfigs: the administrator's and one per component that impersonates its
+// ServiceAccount. It returns once both identities have their permissions.
+func (s *Stack) setUpRBAC(ctx context.Context) error {
+	s.AdminKubeconfig = filepath.Join(s.Dir, "admin.kubeconfig")
+	if err := s.Env.Kubeconfig(s.AdminKubeconfig); err != nil {
+		return fmt.Errorf("writing the admin kubeconfig: %w", err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: SystemNamespace}}
+	if err := s.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	manifests, err := s.kubectl(ctx, nil, "kustomize", filepath.Join(s.Env.Root, "config", "rbac"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.kubectl(ctx, manifests, "--kubeconfig", s.AdminKubeconfig, "apply", "-f", "-"); err != nil {
+		return err
+	}
+
+	admin, err := clientcmd.LoadFromFile(s.AdminKubeconfig)
+	if err != nil {
+		return err
+	}
+	s.ControllerKubeconfig = filepath.Join(s.Dir, "controller.kubeconfig")
+	s.WebhookKubeconfig = filepath.Join(s.Dir, "webhook.kubeconfig")
+	for path, sa := range map[string]string{s.ControllerKubeconfig: ControllerServiceAccount, s.WebhookKubeconfig: WebhookServiceAccount} {
+		cfg := admin.DeepCopy()
+		for _, user := range cfg.AuthInfos {
+			user.Impersonate = "system:serviceaccount:" + SystemNamespace + ":" + sa
+		}
+		if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+			return err
+		}
+	}
+
+	// RBAC takes effect through the API server's informers: wait until each identity can
+	// do what it needs first, through its own kubeconfig.
+	ctrl, err := s.ClientFor(s.ControllerKubeconfig)
+	if err != nil {
+		return err
+	}
+	hook, err := s.ClientFor(s.WebhookKubeconfig)
+	if err != nil {
+		return err
+	}
+	return Poll(ctx, Deadline, "the ServiceAccounts' permissions", func(ctx context.Context) (bool, string, error) {
+		if err := ctrl.List(ctx, &coordinationv1.LeaseList{}, client.InNamespace(SystemNamespace)); err != nil {
+			return false, "controller: " + err.Error(), nil
+		}
+		if err := ctrl.List(ctx, &kommov1.KommoInstallationList{}); err != nil {
+			return false, "controller: " + err.Error(), nil
+		}
+		if err := hook.List(ctx, &kommov1.KommoIntegrationList{}); err != nil {
+			return false, "webhook: " + err.Error(), nil
+		}
+		return true, "", nil
+	})
+}
+
+// ClientFor returns an uncached client that uses a kubeconfig.
+func (s *Stack) ClientFor(kubeconfig string) (client.Client, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS = -1 // no client-side throttling (client-go's default is 5 per second)
+	return client.New(cfg, client.Options{Scheme: s.Env.Scheme})
+}
+
+// kubectl runs the kubectl beside the API server and returns its stdout.
+func (s *Stack) kubectl(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	if args[0] != "kustomize" {
+		args = append([]string{"--cache-dir", filepath.Join(s.Dir, "kube-cache")}, args...)
+	}
+	cmd := exec.CommandContext(ctx, s.Kubectl, args...)
+	cmd.Env = childEnv()
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// startSimulator starts hack/kommosim with the integration and the channel registered.
+func (s *Stack) startSimulator(ctx context.Context) error {
+	first := make(chan string, 1)
+	p, err := startProcess("simulator", s.SimulatorLog, s.opts.Binaries.Simulator, []string{
+		"--listen", "127.0.0.1:0",
+		"--client-id", s.ClientID, "--client-secret", s.clientSecret, "--redirect-uri", s.RedirectURI,
+		"--channel-id", s.ChannelID, "--channel-secret", s.channelSecret,
+	}, first)
+	if err != nil {
+		return err
+	}
+	s.track(p)
+	timer := time.NewTimer(Deadline)
+	defer timer.Stop()
+	select {
+	case line, ok := <-first:
+		addr, found := strings.CutPrefix(line, "listening on ")
+		if !ok || !found {
+			<-p.done
+			return fmt.Errorf("the simulator did not start (%v); log %s:\n%s", p.err, p.logPath, p.tail(20))
+		}
+		s.SimURL = addr
+	case <-timer.C:
+		return fmt.Errorf("the simulator printed nothing within %s", Deadline)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	u, err := url.Parse(s.SimURL)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("the simulator printed %q, want listening on http://ADDR", s.SimURL)
+	}
+	return nil
+}
+
+// createIntegration creates the namespace, the Secret with the client and channel
+// secrets and the KommoIntegration.
+func (s *Stack) createIntegration(ctx context.Context) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.Namespace}}
+	if err := s.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: credentialsSecret, Namespace: s.Namespace},
+		StringData: map[string]string{"client_secret": s.clientSecret, "channel_secret": s.channelSecret},
+	}
+	if err := s.Client.Create(ctx, secret); err != nil {
+		return fmt.Errorf("creating Secret %s: %w", credentialsSecret, err)
+	}
+	integration := &kommov1.KommoIntegration{
+		ObjectMeta: metav1.ObjectMeta{Name: s.Integration, Namespace: s.Namespace},
+		Spec: kommov1.KommoIntegrationSpec{
+			ClientID:        s.ClientID,
+			ClientSecretRef: kommov1.SecretKeyRef{Name: credentialsSecret, Key: "client_secret"},
+			RedirectURI:     s.RedirectURI,
+			AccountDomains:  []string{"kommo.com"},
+			Chat: &kommov1.ChatSpec{
+				ChannelID: s.ChannelID,
+				SecretRef: kommov1.SecretKeyRef{Name: credentialsSecret, Key: "channel_secret"},
+			},
+		},
+	}
+	if err := s.Client.Create(ctx, integration); err != nil {
+		return fmt.Errorf("creating KommoIntegration %s: %w", s.Integration, err)
+	}
+	return nil
+}
+
+// startController runs `kommo-operator controller` as its ServiceAccount, leader-elected
+// as in the manifests, against the simulator.
+func (s *Stack) startController(ctx context.Context) error {
+	return s.startComponent(ctx, "controller", s.ControllerLog, func(probe string) []string {
+		return []string{"controller",
+			"--kubeconfig", s.ControllerKubeconfig,
+			"--kommo-endpoint", s.SimURL,
+			"--metrics-bind-address", "0",
+			"--health-probe-bind-address", probe,
+			"--leader-elect", "--leader-election-namespace", SystemNamespace,
+			"--zap-log-level", s.opts.LogLevel, "--zap-time-encoding", "rfc3339nano",
+		}
+	}, nil)
+}
+
+// startWebhook runs `kommo-operator webhook` as its ServiceAccount.
+func (s *Stack) startWebhook(ctx context.Context) error {
+	var bind string
+	return s.startComponent(ctx, "webhook", s.WebhookLog, func(probe string) []string {
+		return []string{"webhook",
+			"--kubeconfig", s.WebhookKubeconfig,
+			"--bind-address", bind,
+			"--metrics-bind-address", "0",
+			"--health-probe-bind-address", probe,
+			"--zap-log-level", s.opts.LogLevel, "--zap-time-encoding", "rfc3339nano",
+		}
+	}, func() error {
+		var err error
+		bind, err = freeAddr()
+		s.WebhookURL = "http://" + bind
+		return err
+	})
+}
+
+// startComponent starts the operator binary with args(probe address) and waits for
+// /readyz. A port lost to another process between picking and binding it is retried
+// with fresh ports (pick, when set, picks the component's other ports).
+func (s *Stack) startComponent(ctx context.Context, name, logPath string, args func(probe string) []string, pick func() error) error {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		probe, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		if pick != nil {
+			if err := pick(); err != nil {
+				return err
+			}
+		}
+		p, err := startProcess(name, logPath, s.opts.Binaries.Operator, args(probe), nil)
+		if err != nil {
+			return err
+		}
+		s.track(p)
+		lastErr = p.waitHTTP(ctx, "http://"+probe+"/readyz", Deadline)
+		if lastErr == nil {
+			return nil
+		}
+		if done, _ := p.exited(); !done || !addrInUse(logPath) {
+			return lastErr
+		}
+	}
+	return lastErr
+}
+
+func (s *Stack) track(p *process) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.procs = append(s.procs, p)
+}
+
+// waitIntegrationReady waits until the controller, once leader, has found the
+// integration's Secrets, and the controller holds the Lease.
+func (s *Stack) waitIntegrationReady(ctx context.Context) error {
+	return Poll(ctx, Deadline, "KommoIntegration "+s.Integration+" Ready", func(ctx context.Context) (bool, string, error) {
+		if err := s.Crashed(); err != nil {
+			return false, "", err
+		}
+		in := &kommov1.KommoIntegration{}
+		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Integration}, in); err != nil {
+			return false, err.Error(), nil
+		}
+		c := meta.FindStatusCondition(in.Status.Conditions, kommov1.ConditionReady)
+		if c == nil || c.Status != metav1.ConditionTrue {
+			return false, fmt.Sprintf("Ready condition %+v", c), nil
+		}
+		lease := &coordinationv1.Lease{}
+		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: SystemNamespace, Name: LeaseName}, lease); err != nil {
+			return false, "lease: " + err.Error(), nil
+		}
+		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+			return false, "the Lease has no holder", nil
+		}
+		return true, "", nil
+	})
+}
+
+// LeaseName is the controller's leader-election Lease in SystemNamespace.
+const LeaseName = "kommo-operator-controller.kommo-operator.io"
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(10 * time.Millisecond) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newUUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	x := hex.EncodeToString(b)
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+}
