@@ -449,9 +449,6 @@ func (r *InstallationReconciler) reconcileRefresh(ctx context.Context, s *instal
 	} else if st.InstalledAt != nil {
 		last = st.InstalledAt.Time
 	}
-	if auth := inst.Spec.Authorization; auth != nil && auth.ReceivedAt.After(last) {
-		last = auth.ReceivedAt.Time // tokens from a newer install are fresher than any request
-	}
 	var planned *time.Time
 	if st.RefreshTime != nil {
 		planned = &st.RefreshTime.Time
