@@ -102,8 +102,6 @@ type installationScope struct {
 	chat *kommov1.ChatStatus
 	// tokens are the current tokens, nil when there are none (yet).
 	tokens *tokens
-	// tokensLoaded tells whether tokens reflect a live read in this reconcile.
-	tokensLoaded bool
 	// fresh is true while the current install (or long-lived token) is not fully
 	// processed: the account is looked up and the channel connected again.
 	fresh bool

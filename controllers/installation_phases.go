@@ -552,7 +552,6 @@ func (r *InstallationReconciler) loadTokens(ctx context.Context, s *installation
 		t := readTokens(secret)
 		s.tokens = &t
 	}
-	s.tokensLoaded = true
 	return nil
 }
 

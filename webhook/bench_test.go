@@ -83,38 +83,43 @@ func benchmarkRedirect(b *testing.B, cfg *rest.Config) {
 	defer transport.CloseIdleConnections()
 	hc := &http.Client{Transport: transport, Timeout: 10 * time.Second}
 	base := h.base + redirectPath(ns, "bench")
-	var next atomic.Int64
-	var failures atomic.Int64
-	lat := &latencies{}
+	measure(b, "installs", func(n int64) error {
+		resp, err := hc.Get(fmt.Sprintf("%s?referer=r%d-a%d.kommo.com&code=def50200%032x", base, run, n, n))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("install %d not recorded in time: %s", n, resp.Status)
+		}
+		return nil
+	})
+}
 
+// measure runs op for b.N distinct n from benchParallelism goroutines per CPU and reports
+// latency percentiles and the rate in unit per second. Any error fails the benchmark.
+func measure(b *testing.B, unit string, op func(n int64) error) {
+	var next atomic.Int64
+	lat := &latencies{}
 	b.SetParallelism(benchParallelism)
 	b.ResetTimer()
 	lat.start = time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		var mine []time.Duration
 		for pb.Next() {
-			n := next.Add(1)
-			url := fmt.Sprintf("%s?referer=r%d-a%d.kommo.com&code=def50200%032x", base, run, n, n)
 			t0 := time.Now()
-			resp, err := hc.Get(url)
-			if err != nil {
-				failures.Add(1)
-				continue
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			err := op(next.Add(1))
 			mine = append(mine, time.Since(t0))
-			if resp.StatusCode != http.StatusOK {
-				failures.Add(1)
+			if err != nil {
+				b.Error(err)
+				break
 			}
 		}
 		lat.add(mine)
 	})
 	b.StopTimer()
-	if f := failures.Load(); f > 0 {
-		b.Fatalf("%d of %d installs were not recorded in time", f, b.N)
-	}
-	lat.report(b, "installs")
+	lat.report(b, unit)
 }
 
 // benchClient writes to the API server directly, unthrottled.
@@ -126,83 +131,45 @@ func benchClient(b *testing.B) client.Client {
 	return c
 }
 
+// codeSecret is a code Secret like the webhook's, for the raw-write floors.
+func codeSecret(ns string, run, n int64) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%d-%d", run, n), Namespace: ns,
+			Labels: map[string]string{kommov1.LabelManagedBy: kommov1.ManagedByValue}},
+		Type: kommov1.SecretTypeAuthorizationCode,
+		Data: map[string][]byte{kommov1.AuthorizationCodeKey: fmt.Appendf(nil, "def50200%032x", n)},
+	}
+}
+
 // BenchmarkAPIServerCreateSecret is the floor under BenchmarkRedirect: the raw rate at
 // which the same API server creates Secrets like the code Secret (one write).
 func BenchmarkAPIServerCreateSecret(b *testing.B) {
-	c := benchClient(b)
-	ns := env.Namespace(b)
-	run := benchRun.Add(1)
-	var next atomic.Int64
-	lat := &latencies{}
-	b.SetParallelism(benchParallelism)
-	b.ResetTimer()
-	lat.start = time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		var mine []time.Duration
-		for pb.Next() {
-			n := next.Add(1)
-			t0 := time.Now()
-			err := c.Create(context.Background(), &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%d-%d", run, n), Namespace: ns,
-					Labels: map[string]string{kommov1.LabelManagedBy: kommov1.ManagedByValue}},
-				Type: kommov1.SecretTypeAuthorizationCode,
-				Data: map[string][]byte{kommov1.AuthorizationCodeKey: fmt.Appendf(nil, "def50200%032x", n)},
-			})
-			mine = append(mine, time.Since(t0))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-		}
-		lat.add(mine)
+	c, ns, run := benchClient(b), env.Namespace(b), benchRun.Add(1)
+	measure(b, "creates", func(n int64) error {
+		return c.Create(context.Background(), codeSecret(ns, run, n))
 	})
-	b.StopTimer()
-	lat.report(b, "creates")
 }
 
 // BenchmarkAPIServerInstallWrites is an install's two writes (code Secret, then the
 // KommoInstallation) straight to the API server: BenchmarkRedirect minus the webhook.
 func BenchmarkAPIServerInstallWrites(b *testing.B) {
-	c := benchClient(b)
-	ns := env.Namespace(b)
-	run := benchRun.Add(1)
-	var next atomic.Int64
-	lat := &latencies{}
-	b.SetParallelism(benchParallelism)
-	b.ResetTimer()
-	lat.start = time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		var mine []time.Duration
-		for pb.Next() {
-			n := next.Add(1)
-			host := fmt.Sprintf("r%d-a%d.kommo.com", run, n)
-			t0 := time.Now()
-			err := c.Create(context.Background(), &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%d-%d", run, n), Namespace: ns},
-				Type:       kommov1.SecretTypeAuthorizationCode,
-				Data:       map[string][]byte{kommov1.AuthorizationCodeKey: fmt.Appendf(nil, "def50200%032x", n)},
-			})
-			if err == nil {
-				err = c.Create(context.Background(), &kommov1.KommoInstallation{
-					ObjectMeta: metav1.ObjectMeta{Name: "bench." + host, Namespace: ns},
-					Spec: kommov1.KommoInstallationSpec{
-						IntegrationRef: kommov1.LocalObjectReference{Name: "bench"},
-						AccountDomain:  host,
-						Authorization: &kommov1.Authorization{
-							CodeSecretRef: kommov1.SecretKeyRef{Name: fmt.Sprintf("bench-%d-%d", run, n), Key: kommov1.AuthorizationCodeKey},
-							ReceivedAt:    metav1.NewMicroTime(t0),
-						},
-					},
-				})
-			}
-			mine = append(mine, time.Since(t0))
-			if err != nil {
-				b.Error(err)
-				return
-			}
+	c, ns, run := benchClient(b), env.Namespace(b), benchRun.Add(1)
+	measure(b, "installs", func(n int64) error {
+		secret := codeSecret(ns, run, n)
+		if err := c.Create(context.Background(), secret); err != nil {
+			return err
 		}
-		lat.add(mine)
+		host := fmt.Sprintf("r%d-a%d.kommo.com", run, n)
+		return c.Create(context.Background(), &kommov1.KommoInstallation{
+			ObjectMeta: metav1.ObjectMeta{Name: "bench." + host, Namespace: ns},
+			Spec: kommov1.KommoInstallationSpec{
+				IntegrationRef: kommov1.LocalObjectReference{Name: "bench"},
+				AccountDomain:  host,
+				Authorization: &kommov1.Authorization{
+					CodeSecretRef: kommov1.SecretKeyRef{Name: secret.Name, Key: kommov1.AuthorizationCodeKey},
+					ReceivedAt:    metav1.NewMicroTime(time.Now()),
+				},
+			},
+		})
 	})
-	b.StopTimer()
-	lat.report(b, "installs")
 }
