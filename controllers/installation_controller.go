@@ -171,6 +171,9 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		// The spec changed since the failures: start the backoff over.
 		inst.Status.FailedAttempts = 0
 	}
+	if inst.Status.AccountDomain == "" {
+		inst.Status.AccountDomain = inst.Spec.AccountDomain
+	}
 	if !inst.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, s)
 	}

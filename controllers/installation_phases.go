@@ -398,7 +398,7 @@ func (r *InstallationReconciler) reconcileChannel(ctx context.Context, s *instal
 		return false, nil
 	}
 	connected := meta.IsStatusConditionTrue(st.Conditions, kommov1.ConditionChannelConnected)
-	if !s.fresh && connected && st.ConnectedChannel != nil && *st.ConnectedChannel == *s.chat {
+	if !s.fresh && connected && st.ConnectedChannel != nil && st.ConnectedChannel.ChatStatus == *s.chat {
 		return false, nil
 	}
 	if st.AmojoID == "" {
@@ -427,7 +427,7 @@ func (r *InstallationReconciler) reconcileChannel(ctx context.Context, s *instal
 		return r.kommoFailure(ctx, s, kommov1.ConditionChannelConnected, err), nil
 	}
 	r.kommoSuccess(s)
-	st.ScopeID, st.ConnectedAt, st.ConnectedChannel = conn.ScopeID, ptr.To(metav1.NewTime(s.now)), s.chat.DeepCopy()
+	st.ScopeID, st.ConnectedAt, st.ConnectedChannel = conn.ScopeID, ptr.To(metav1.NewTime(s.now)), &kommov1.ConnectedChannel{ChatStatus: *s.chat}
 	s.tokens.ScopeID = conn.ScopeID
 	s.setCondition(kommov1.ConditionChannelConnected, metav1.ConditionTrue, kommov1.ReasonConnected, "Connected channel "+s.chat.ChannelID)
 	logf.FromContext(ctx).Info("Connected channel", "channel", s.chat.ChannelID, "scopeID", conn.ScopeID)

@@ -91,6 +91,81 @@ type Revocation struct {
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9a-fA-F]+$')",message="signature must be hexadecimal"
 	Signature string `json:"signature"`
+
+	// supersedes is spec.authorization.codeSecretRef.name as the object held it
+	// when the hook was recorded ("" when it held none): the install this
+	// revocation ends. Installs recorded later are not affected by it, whatever
+	// the clocks of the webhook replicas say.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Supersedes string `json:"supersedes,omitempty"`
+}
+
+// Outcome is how the controller dealt with one install or one revocation hook.
+type Outcome struct {
+	// receivedAt identifies the install (spec.authorization.receivedAt) or the
+	// hook (spec.revocation.receivedAt).
+	// +required
+	ReceivedAt metav1.MicroTime `json:"receivedAt"`
+
+	// result: for an install Succeeded (its code was exchanged) or Failed; for a
+	// revocation Revoked (confirmed with Kommo and acted on) or Ignored.
+	// +required
+	// +kubebuilder:validation:Enum=Succeeded;Failed;Revoked;Ignored
+	Result string `json:"result"`
+
+	// reason says why, as a condition reason.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// time is when the controller decided.
+	// +required
+	Time metav1.Time `json:"time"`
+}
+
+// Outcome results.
+const (
+	OutcomeSucceeded = "Succeeded"
+	OutcomeFailed    = "Failed"
+	OutcomeRevoked   = "Revoked"
+	OutcomeIgnored   = "Ignored"
+)
+
+// ConnectedChannel is the channel configuration of the last successful connect
+// and the install it was made for.
+type ConnectedChannel struct {
+	ChatStatus `json:",inline"`
+
+	// install is status.installedAt when the connect was made; a later install
+	// connects again. Absent on connects recorded before this field existed:
+	// those were made for the installedAt of their time.
+	// +optional
+	Install *metav1.MicroTime `json:"install,omitempty"`
+}
+
+// Backoff is the persisted retry state of one concern after Kommo-side
+// failures. Each concern waits out its own: a failing channel never delays a
+// due token refresh.
+type Backoff struct {
+	// concern: Tokens, Account, Channel or Sources.
+	// +required
+	// +kubebuilder:validation:MaxLength=32
+	Concern string `json:"concern"`
+
+	// failedAttempts counts consecutive failures.
+	// +required
+	FailedAttempts int32 `json:"failedAttempts"`
+
+	// lastFailureTime is when the last one happened.
+	// +required
+	LastFailureTime metav1.Time `json:"lastFailureTime"`
+
+	// configVersion identifies the configuration the failures happened with (the
+	// KommoIntegration's generation and the resource versions of the Secrets it
+	// references); a change ends the backoff.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ConfigVersion string `json:"configVersion,omitempty"`
 }
 
 // KommoInstallationStatus is what the controller did for this installation and
@@ -100,12 +175,18 @@ type KommoInstallationStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Authorized (tokens are valid), ChannelConnected (only with chat)
-	// and Ready, the summary.
+	// conditions: Authorized (the installation holds a working grant), Installed
+	// (the latest install received was exchanged), ChannelConnected (only with
+	// chat) and Ready, the summary: the backend can work now.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// accountDomain is the account host the controller talks to: spec.accountDomain
+	// until the account renames its subdomain, then the new host.
+	// +optional
+	AccountDomain string `json:"accountDomain,omitempty"`
 
 	// accountID is the Kommo (CRM) account id.
 	// +optional
@@ -124,7 +205,7 @@ type KommoInstallationStatus struct {
 	// connect. A different effective configuration on the KommoIntegration causes
 	// a reconnect.
 	// +optional
-	ConnectedChannel *ChatStatus `json:"connectedChannel,omitempty"`
+	ConnectedChannel *ConnectedChannel `json:"connectedChannel,omitempty"`
 
 	// tokenSecretName is the Secret holding the tokens, in this namespace.
 	// +optional
@@ -143,26 +224,39 @@ type KommoInstallationStatus struct {
 	// +optional
 	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
 
-	// installedAt is the authorization.receivedAt that was fully processed.
+	// installedAt is the authorization.receivedAt of the install whose grant the
+	// installation holds.
 	// +optional
 	InstalledAt *metav1.MicroTime `json:"installedAt,omitempty"`
+
+	// lastAttempt is the outcome of the latest install received. A failed one
+	// leaves a working grant alone.
+	// +optional
+	LastAttempt *Outcome `json:"lastAttempt,omitempty"`
+
+	// lastRevocation is the outcome of the latest "access revoked" hook.
+	// +optional
+	LastRevocation *Outcome `json:"lastRevocation,omitempty"`
 
 	// connectedAt is the time of the last successful channel connect.
 	// +optional
 	ConnectedAt *metav1.Time `json:"connectedAt,omitempty"`
 
-	// failedAttempts counts consecutive Kommo-side failures; it drives the
-	// persisted backoff and resets on success or when the spec changes.
+	// failedAttempts, lastFailureTime and failedGeneration are the single backoff
+	// of releases before backoffs; the controller drops them.
 	// +optional
 	FailedAttempts int32 `json:"failedAttempts,omitempty"`
-
-	// lastFailureTime is when the last Kommo-side failure happened.
 	// +optional
 	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
-
-	// failedGeneration is the generation failedAttempts counts against.
 	// +optional
 	FailedGeneration int64 `json:"failedGeneration,omitempty"`
+
+	// backoffs are the persisted retry states of the concerns that are failing.
+	// +optional
+	// +listType=map
+	// +listMapKey=concern
+	// +kubebuilder:validation:MaxItems=8
+	Backoffs []Backoff `json:"backoffs,omitempty"`
 }
 
 // KommoInstallation is one install of a KommoIntegration in one Kommo account,
@@ -174,7 +268,7 @@ type KommoInstallationStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=kinst,categories=kommo
 // +kubebuilder:validation:XValidation:rule="self.metadata.name == self.spec.integrationRef.name + '.' + self.spec.accountDomain",message="metadata.name must be <spec.integrationRef.name>.<spec.accountDomain>"
-// +kubebuilder:printcolumn:name="Account",type=string,JSONPath=`.spec.accountDomain`
+// +kubebuilder:printcolumn:name="Account",type=string,JSONPath=`.status.accountDomain`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Scope ID",type=string,JSONPath=`.status.scopeID`

@@ -48,8 +48,13 @@ const (
 const (
 	// ConditionReady summarises the object: True when it is fully working.
 	ConditionReady = "Ready"
-	// ConditionAuthorized is True while the installation holds valid tokens.
+	// ConditionAuthorized is True while the installation holds a working grant: an
+	// access token that has not expired and that Kommo has not declared revoked.
 	ConditionAuthorized = "Authorized"
+	// ConditionInstalled tells whether the latest install received (the attempt) was
+	// exchanged for tokens. A failed attempt leaves a working grant alone: Authorized and
+	// Ready stay True, and this condition says what went wrong.
+	ConditionInstalled = "Installed"
 	// ConditionChannelConnected is True while the chat channel is connected; it is absent
 	// when the integration has no chat.
 	ConditionChannelConnected = "ChannelConnected"
@@ -75,6 +80,14 @@ const (
 	ReasonAwaitingAuthorization = "AwaitingAuthorization"
 	// ReasonAuthorized: tokens are held and fresh.
 	ReasonAuthorized = "Authorized"
+	// ReasonRefreshFailing: the last refresh failed but the access token is still valid;
+	// Authorized and Ready stay True until it expires, and the refresh is retried.
+	ReasonRefreshFailing = "RefreshFailing"
+	// ReasonExchanged: the latest install's code was exchanged for tokens.
+	ReasonExchanged = "Exchanged"
+	// ReasonAccountNotFound: Kommo has no account at the install's host (404 on the
+	// exchange). Terminal until the next install.
+	ReasonAccountNotFound = "AccountNotFound"
 	// ReasonInvalidState: the install's state was missing, expired or badly signed. Terminal
 	// until the next install.
 	ReasonInvalidState = "InvalidState"
@@ -84,7 +97,7 @@ const (
 	// Terminal until the next install.
 	ReasonInvalidCode = "InvalidCode"
 	// ReasonInvalidClient: Kommo rejected the client secret or redirect URI. Fix the
-	// KommoIntegration; the controller retries when it changes.
+	// KommoIntegration or its Secret; the controller retries within seconds of the change.
 	ReasonInvalidClient = "InvalidClient"
 	// ReasonReinstallRequired: Kommo says the refresh token is revoked; the account must
 	// install the integration again.
@@ -118,4 +131,16 @@ const (
 	ReasonKommoUnavailable = "KommoUnavailable"
 	// ReasonKommoRejected: Kommo rejected a request as bad; retried with backoff.
 	ReasonKommoRejected = "KommoRejected"
+)
+
+// Reasons of status.lastRevocation when a revocation hook is ignored.
+const (
+	// ReasonNotConfirmed: the tokens still work, so the hook is a replay or a forgery.
+	ReasonNotConfirmed = "NotConfirmed"
+	// ReasonInvalidHook: the hook's client_uuid or signature does not verify.
+	ReasonInvalidHook = "InvalidHook"
+	// ReasonOtherAccount: the hook names another account than this installation's.
+	ReasonOtherAccount = "OtherAccount"
+	// ReasonSuperseded: an install was recorded after the hook; it ends nothing.
+	ReasonSuperseded = "Superseded"
 )
