@@ -17,7 +17,11 @@ import (
 //	GET  /_sim/calls                                 → the call log as JSON (Calls)
 //	GET  /_sim/connection?channel=ID&account=HOST    → {"connected":bool,"scope_id":"…"}
 //	GET  /_sim/account?account=HOST                  → {"id":…,"amojo_id":"…"} or 404
+//	GET  /_sim/stats                                 → the OAuth counters as JSON (Stats)
+//	POST /_sim/token-status                          → body {"access_token","refresh_token"}; TokenStatus as JSON
+//	POST /_sim/code-status                           → body {"code"}; CodeStatus as JSON
 //
+// The status routes take credentials in the body, never in the URL, and consume nothing.
 // It is meant for local use only: it hands out codes and revokes access on request.
 func (s *Simulator) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -93,7 +97,40 @@ func (s *Simulator) ControlHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "amojo_id": amojoID})
 	})
+	mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Stats())
+	})
+	mux.HandleFunc("POST /_sim/token-status", func(w http.ResponseWriter, r *http.Request) {
+		var q struct {
+			Access  string `json:"access_token"`
+			Refresh string `json:"refresh_token"`
+		}
+		if !decodeControl(w, r, &q) {
+			return
+		}
+		writeJSON(w, http.StatusOK, s.TokenStatus(q.Access, q.Refresh))
+	})
+	mux.HandleFunc("POST /_sim/code-status", func(w http.ResponseWriter, r *http.Request) {
+		var q struct {
+			Code string `json:"code"`
+		}
+		if !decodeControl(w, r, &q) {
+			return
+		}
+		writeJSON(w, http.StatusOK, s.CodeStatus(q.Code))
+	})
 	return mux
+}
+
+// decodeControl reads a small JSON control body into v, answering 400 when it is not one.
+func decodeControl(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		http.Error(w, "body must be a JSON object with the documented fields", http.StatusBadRequest)
+		return false
+	}
+	return true
 }
 
 func parseDuration(s string) (time.Duration, error) {

@@ -94,6 +94,10 @@ type authCode struct {
 	clientID string
 	expires  time.Time
 	used     bool
+	seq      int // issue order, 1-based: names the install a grant descends from
+	// exchanges counts successful exchanges (at most 1) and reuses the exchanges
+	// attempted after it: a code exchanged twice is a protocol violation.
+	exchanges, reuses int
 }
 
 // grant is one access/refresh pair.
@@ -108,6 +112,7 @@ type grant struct {
 	refreshUsed bool // the refresh token was exchanged
 	revoked     bool
 	next        *grant // the pair the refresh produced
+	origin      *authCode
 }
 
 type channel struct{ id, secret, clientID string }
@@ -139,6 +144,8 @@ type Simulator struct {
 	calls        []Call
 	secrets      []string
 	replays      int
+	codeSeq      int
+	stats        Stats
 }
 
 const (
@@ -255,7 +262,8 @@ func (s *Simulator) issueCode(accountHost, clientID string) (string, error) {
 		return "", fmt.Errorf("empty client id")
 	}
 	code := "def50200" + randomHex(96)
-	s.codes[code] = &authCode{acct: a, clientID: clientID, expires: s.o.Now().Add(s.o.CodeTTL)}
+	s.codeSeq++
+	s.codes[code] = &authCode{acct: a, clientID: clientID, expires: s.o.Now().Add(s.o.CodeTTL), seq: s.codeSeq}
 	s.secrets = append(s.secrets, code)
 	return code, nil
 }

@@ -86,6 +86,9 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call.Status = rec.Code
 	if f != nil && f.DropResponse {
 		call.Dropped = true
+		s.mu.Lock()
+		s.stats.DroppedResponses++
+		s.mu.Unlock()
 		s.record(call)
 		dropConnection(w)
 		return
@@ -279,6 +282,10 @@ func (s *Simulator) tokenLocked(w http.ResponseWriter, r *http.Request, host str
 	now := s.o.Now()
 	if gt == "authorization_code" {
 		code := s.codes[p.Get("code")]
+		if code != nil && code.acct == a && code.exchanges > 0 {
+			code.reuses++
+			s.stats.CodesExchangedTwice++
+		}
 		switch {
 		case code == nil || code.acct != a:
 			writeProblem(w, http.StatusBadRequest, hintBadCode, "")
@@ -290,7 +297,11 @@ func (s *Simulator) tokenLocked(w http.ResponseWriter, r *http.Request, host str
 			writeProblem(w, http.StatusBadRequest, hintCodeOtherClient, "")
 		default:
 			code.used = true
-			s.writeGrantLocked(w, s.issueLocked(a, clientID, now), now)
+			code.exchanges++
+			s.stats.Exchanges++
+			g := s.issueLocked(a, clientID, now)
+			g.origin = code
+			s.writeGrantLocked(w, g, now)
 		}
 		return
 	}
@@ -313,15 +324,22 @@ func (s *Simulator) tokenLocked(w http.ResponseWriter, r *http.Request, host str
 	if g.refreshUsed {
 		s.replays++
 		n := g.next
+		if n != nil && n.used {
+			// Sent after its successor was used: the client lost track of its tokens.
+			s.stats.BurntRefreshTokens++
+		}
 		if !s.o.RefreshGrace || n == nil || n.used || n.revoked {
 			writeProblem(w, http.StatusUnauthorized, hintRevoked, "")
 			return
 		}
 		// Grace: the unused successor is replaced by a fresh pair.
 		n.revoked = true
+		s.stats.Recoveries++
 	}
 	g.used, g.refreshUsed = true, true
 	g.next = s.issueLocked(a, clientID, now)
+	g.next.origin = g.origin
+	s.stats.Refreshes++
 	s.writeGrantLocked(w, g.next, now)
 }
 
