@@ -35,7 +35,8 @@ type Env struct {
 	// Root is the repository root.
 	Root string
 
-	env *envtest.Environment
+	env     *envtest.Environment
+	certDir string
 }
 
 // NewScheme returns a scheme with the built-in kinds and the operator's.
@@ -61,22 +62,31 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The API server's certificates live in a directory of ours, not envtest's, so that
+	// RestartAPIServer brings it back with the same ones.
+	certDir, err := os.MkdirTemp("", "testenv-apiserver-")
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}
+	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("starting envtest from %s: %w", assets, err)
 	}
 	scheme := NewScheme()
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		_ = env.Stop()
+		_ = os.RemoveAll(certDir)
 		return nil, err
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, env: env}, nil
+	return &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, env: env, certDir: certDir}, nil
 }
 
 // Main is a test package's TestMain: it starts the control plane into *env, runs the
@@ -96,7 +106,11 @@ func Main(m *testing.M, env **Env) {
 }
 
 // Stop stops the control plane.
-func (e *Env) Stop() error { return e.env.Stop() }
+func (e *Env) Stop() error {
+	err := e.env.Stop()
+	_ = os.RemoveAll(e.certDir)
+	return err
+}
 
 // Kubeconfig writes a kubeconfig for an administrator of the control plane to path.
 func (e *Env) Kubeconfig(path string) error {
