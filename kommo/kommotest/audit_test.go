@@ -126,3 +126,17 @@ func TestAuditRefreshes(t *testing.T) {
 		t.Errorf("stats %+v, want %+v", got, want)
 	}
 }
+
+func TestClearFaults(t *testing.T) {
+	f := newFixture(t, kommotest.Options{})
+	f.sim.Inject(kommotest.Fault{Op: "account", Status: 503, Times: 5})
+	req, _ := http.NewRequest("DELETE", f.srv.URL+"/_sim/fault", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || f.sim.PendingFaults() != 0 {
+		t.Errorf("DELETE /_sim/fault: %d, %d faults left", resp.StatusCode, f.sim.PendingFaults())
+	}
+}

@@ -14,6 +14,7 @@ import (
 //	POST /_sim/rename?from=HOST&to=HOST              → 204 (Rename)
 //	POST /_sim/fault                                 → 204; body {"op","host","times","status","hint",
 //	                                                   "htmlBlocked","retryAfter":"3s","latency":"1s","dropResponse"} (Inject)
+//	DELETE /_sim/fault                               → 204; drops every queued fault (ClearFaults)
 //	GET  /_sim/calls                                 → the call log as JSON (Calls)
 //	GET  /_sim/connection?channel=ID&account=HOST    → {"connected":bool,"scope_id":"…"}
 //	GET  /_sim/account?account=HOST                  → {"id":…,"amojo_id":"…"} or 404
@@ -74,6 +75,10 @@ func (s *Simulator) ControlHandler() http.Handler {
 		}
 		s.Inject(Fault{Op: f.Op, Host: f.Host, Times: f.Times, Status: f.Status, Hint: f.Hint, HTMLBlocked: f.HTMLBlocked,
 			RetryAfter: retry, Latency: latency, DropResponse: f.DropResponse})
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("DELETE /_sim/fault", func(w http.ResponseWriter, r *http.Request) {
+		s.ClearFaults()
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, r *http.Request) {

@@ -3,13 +3,17 @@ package stack
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kommo-operator/kommo-operator/kommo/kommotest"
@@ -161,31 +165,95 @@ func CountCalls(calls []kommotest.Call, op, host string) int {
 	return n
 }
 
-// webhookGET sends one GET to the webhook the way Kommo's servers do (no browser headers)
-// and returns the status. A 429 from the webhook's per-IP limit (every request here comes
-// from 127.0.0.1) is retried until ctx ends: that is the harness sharing one IP, not Kommo.
+// webhookGET sends one GET to a webhook replica the way Kommo's servers do (no browser
+// headers) and returns the status; u is a URL of WebhookURL, sent to the replica the
+// router picks (see Deliver). A 429 from the webhook's per-IP limit (every request here
+// comes from 127.0.0.1) is retried until ctx ends: that is the harness sharing one IP,
+// not Kommo.
 func (s *Stack) webhookGET(ctx context.Context, u string) (int, error) {
+	d, err := s.Deliver(ctx, strings.TrimPrefix(u, s.WebhookURL))
+	return d.Status, err
+}
+
+// Delivery is how one request to the webhook went.
+type Delivery struct {
+	Status  int
+	Replica string        // the replica that answered
+	Latency time.Duration // from sending to the answer, on the replica that answered
+}
+
+// Deliver sends GET pathQuery to a webhook replica as a Service behind an ingress would
+// route it: to a replica whose readiness probe last passed (any live one when none has),
+// trying the next one when the connection is refused, which is all an ingress retries.
+// 429s of the webhook's per-IP limit are retried as webhookGET says.
+func (s *Stack) Deliver(ctx context.Context, pathQuery string) (Delivery, error) {
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return 0, err
-		}
-		req.Header.Set("User-Agent", "amoCRM-oAuth-client/1.0")
-		resp, err := s.http.Do(req)
-		if err != nil {
-			return 0, redactURLError(err)
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusTooManyRequests {
-			return resp.StatusCode, nil
-		}
-		select {
-		case <-ctx.Done():
-			return resp.StatusCode, nil
-		case <-time.After(250 * time.Millisecond): // the limiter refills 5 per second
+		r := s.pickWebhook(nil)
+		var tried []*Replica
+		for {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL()+pathQuery, nil)
+			if err != nil {
+				return Delivery{}, err
+			}
+			req.Header.Set("User-Agent", "amoCRM-oAuth-client/1.0")
+			sent := time.Now()
+			resp, err := s.http.Do(req)
+			if err != nil {
+				tried = append(tried, r)
+				if next := s.pickWebhook(tried); next != nil && refused(err) && ctx.Err() == nil {
+					r = next
+					continue
+				}
+				return Delivery{Replica: r.Name}, redactURLError(err)
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			d := Delivery{Status: resp.StatusCode, Replica: r.Name, Latency: time.Since(sent)}
+			if resp.StatusCode != http.StatusTooManyRequests {
+				return d, nil
+			}
+			select {
+			case <-ctx.Done():
+				return d, nil
+			case <-time.After(250 * time.Millisecond): // the limiter refills 5 per second
+			}
+			break
 		}
 	}
+}
+
+// pickWebhook picks a random ready webhook replica not in tried, else a live one, else
+// any not tried; nil when every replica was tried.
+func (s *Stack) pickWebhook(tried []*Replica) *Replica {
+	var ready, live, rest []*Replica
+	for _, r := range s.Webhooks {
+		if slices.Contains(tried, r) {
+			continue
+		}
+		r.mu.Lock()
+		done, _ := r.proc.exited()
+		isReady := r.ready && !done
+		r.mu.Unlock()
+		switch {
+		case isReady:
+			ready = append(ready, r)
+		case !done:
+			live = append(live, r)
+		default:
+			rest = append(rest, r)
+		}
+	}
+	for _, set := range [][]*Replica{ready, live, rest} {
+		if len(set) > 0 {
+			return set[mrand.IntN(len(set))]
+		}
+	}
+	return nil
+}
+
+// refused tells whether a request failed before reaching any server.
+func refused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // redactURLError drops the URL, which carries the code or the signature, from a

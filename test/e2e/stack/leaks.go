@@ -73,11 +73,11 @@ func FindLeaks(where, text string, secrets map[string]string) []Leak {
 	return leaks
 }
 
-// ScanLogs looks for every known secret in the controller's and the webhook's logs. It
+// ScanLogs looks for every known secret in the controllers' and the webhooks' logs. It
 // also returns how many bytes of log it read: a scan of nothing proves nothing.
 func (s *Stack) ScanLogs(ctx context.Context) (leaks []Leak, scanned int, err error) {
 	secrets := s.Secrets(ctx)
-	for _, f := range []string{s.ControllerLog, s.WebhookLog} {
+	for _, f := range s.componentLogs() {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, scanned, err
@@ -101,7 +101,7 @@ func (s *Stack) Redact(text string) string {
 // LogTails returns the last n lines of each process's log, secrets redacted.
 func (s *Stack) LogTails(n int) string {
 	var b strings.Builder
-	for _, f := range []string{s.ControllerLog, s.WebhookLog, s.SimulatorLog} {
+	for _, f := range append(s.componentLogs(), s.SimulatorLog) {
 		fmt.Fprintf(&b, "==> %s <==\n%s\n", f, s.Redact(tailFile(f, n)))
 	}
 	return b.String()
@@ -112,7 +112,7 @@ func (s *Stack) LogTails(n int) string {
 // Secrets are redacted and long lines cut.
 func (s *Stack) Denials() ([]string, error) {
 	var out []string
-	for _, f := range []string{s.ControllerLog, s.WebhookLog} {
+	for _, f := range s.componentLogs() {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err

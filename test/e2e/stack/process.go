@@ -93,6 +93,9 @@ func childEnv() []string {
 
 // exited reports whether the process has ended, and how.
 func (p *process) exited() (bool, error) {
+	if p == nil {
+		return true, nil
+	}
 	select {
 	case <-p.done:
 		return true, p.err

@@ -6,6 +6,9 @@
 //     impersonates its ServiceAccount, so every run proves the RBAC is enough;
 //   - the Kommo simulator (hack/kommosim), the controller and the webhook as processes of
 //     the real binaries, each in its own process group, output captured to a log file;
+//     any number of replicas of each (the controllers leader-elected on a Lease), with
+//     handles to SIGKILL or SIGTERM each and, under Options.Supervise, restarted the way
+//     a Deployment would; and the API server can be stopped and started again in place;
 //   - a namespace with a KommoIntegration whose client and channel the simulator knows.
 //
 // Its helpers act like Kommo over HTTP only: fetch a code from the simulator's control API
@@ -25,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -73,6 +77,14 @@ type Options struct {
 	LogLevel string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
+
+	// ControllerReplicas and WebhookReplicas default to 1.
+	ControllerReplicas, WebhookReplicas int
+	// Supervise restarts every replica whose process ends (see Replica); without it a
+	// process that ends unasked is reported by Crashed.
+	Supervise bool
+	// SimulatorArgs are extra flags of hack/kommosim, e.g. --token-lifetime=90s.
+	SimulatorArgs []string
 }
 
 // Stack is a running operator with everything around it.
@@ -89,9 +101,14 @@ type Stack struct {
 	RedirectURI string
 
 	// SimURL is the simulator (Kommo APIs and its /_sim/ control API); WebhookURL the
-	// webhook's Kommo routes.
+	// first webhook replica's Kommo routes (Redirect and RevokeHook go to any ready one).
 	SimURL     string
 	WebhookURL string
+
+	// Controllers and Webhooks are the replicas; ControllerLog and WebhookLog the first
+	// ones' logs.
+	Controllers []*Replica
+	Webhooks    []*Replica
 
 	// AdminKubeconfig is for people and kubectl; the other two impersonate the
 	// components' ServiceAccounts.
@@ -113,6 +130,9 @@ type Stack struct {
 
 	mu    sync.Mutex
 	procs []*process
+	// supervise ends the replicas' supervisors and readiness probes.
+	supervise      context.Context
+	endSupervision context.CancelFunc
 	// secrets are the secrets the stack made or saw, value → what it is.
 	secrets map[string]string
 
@@ -134,6 +154,8 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
+	o.ControllerReplicas = max(1, o.ControllerReplicas)
+	o.WebhookReplicas = max(1, o.WebhookReplicas)
 	for _, b := range []string{o.Binaries.Operator, o.Binaries.Simulator} {
 		if !isFile(b) {
 			return nil, fmt.Errorf("stack: binary %q not found (build it with `make build build-sim`)", b)
@@ -153,8 +175,6 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		ChannelID:     newUUID(),
 		Dir:           dir,
 		SimulatorLog:  filepath.Join(dir, "kommosim.log"),
-		ControllerLog: filepath.Join(dir, "controller.log"),
-		WebhookLog:    filepath.Join(dir, "webhook.log"),
 		clientSecret:  "client-secret-" + randomHex(24),
 		channelSecret: randomHex(20), // 40 hex characters, like Kommo's
 		opts:          o,
@@ -166,7 +186,11 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	s.RedirectURI = "https://kommo-hooks.example.com/kommo/" + s.Namespace + "/" + s.Integration + "/redirect"
 	s.remember("client secret", s.clientSecret)
 	s.remember("channel secret", s.channelSecret)
-	for _, f := range []string{s.SimulatorLog, s.ControllerLog, s.WebhookLog} {
+	s.supervise, s.endSupervision = context.WithCancel(context.Background())
+	s.Controllers = s.replicas("controller", o.ControllerReplicas, s.controllerArgs)
+	s.Webhooks = s.replicas("webhook", o.WebhookReplicas, s.webhookArgs)
+	s.ControllerLog, s.WebhookLog = s.Controllers[0].LogPath, s.Webhooks[0].LogPath
+	for _, f := range append(s.componentLogs(), s.SimulatorLog) {
 		_ = os.Remove(f)
 	}
 	defer func() {
@@ -196,12 +220,16 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if err := s.createIntegration(ctx); err != nil {
 		return s, err
 	}
-	if err := s.startController(ctx); err != nil {
-		return s, err
+	for _, r := range append(slices.Clone(s.Controllers), s.Webhooks...) {
+		if err := r.start(ctx, true); err != nil {
+			return s, err
+		}
+		if o.Supervise {
+			go r.supervise(s.supervise)
+		}
+		go r.probeReadiness(s.supervise)
 	}
-	if err := s.startWebhook(ctx); err != nil {
-		return s, err
-	}
+	s.WebhookURL = s.Webhooks[0].URL()
 	if err := s.waitIntegrationReady(ctx); err != nil {
 		return s, err
 	}
@@ -209,22 +237,26 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	return s, nil
 }
 
-// Stop stops the webhook, the controller and the simulator (process groups: SIGTERM, then
-// SIGKILL), then the control plane. It is safe to call more than once.
+// Stop stops the webhooks, the controllers and the simulator (process groups: SIGTERM,
+// then SIGKILL), then the control plane. It is safe to call more than once.
 func (s *Stack) Stop() error {
 	s.stopOnce.Do(func() {
-		s.mu.Lock()
-		procs := s.procs
-		s.mu.Unlock()
+		s.endSupervision()
 		var wg sync.WaitGroup
-		for _, p := range procs {
+		for _, r := range append(slices.Clone(s.Controllers), s.Webhooks...) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				p.stop(3 * time.Second)
+				r.retire(3 * time.Second)
 			}()
 		}
 		wg.Wait()
+		s.mu.Lock()
+		procs := s.procs
+		s.mu.Unlock()
+		for _, p := range procs {
+			p.stop(3 * time.Second)
+		}
 		if s.Env != nil {
 			if err := s.Env.Stop(); err != nil {
 				s.stopErr = fmt.Errorf("stopping the control plane: %w", err)
@@ -234,11 +266,15 @@ func (s *Stack) Stop() error {
 	return s.stopErr
 }
 
-// Crashed returns an error for every process that exited while it should be running.
+// Crashed returns an error for every process that exited while it should be running;
+// under Options.Supervise only the simulator's (the replicas' restarts are in their Stats).
 func (s *Stack) Crashed() error {
+	var errs []error
+	for _, r := range append(slices.Clone(s.Controllers), s.Webhooks...) {
+		errs = append(errs, r.crashErr())
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errs []error
 	for _, p := range s.procs {
 		p.mu.Lock()
 		stopped := p.stopped
@@ -341,11 +377,11 @@ func (s *Stack) kubectl(ctx context.Context, stdin []byte, args ...string) ([]by
 // startSimulator starts hack/kommosim with the integration and the channel registered.
 func (s *Stack) startSimulator(ctx context.Context) error {
 	first := make(chan string, 1)
-	p, err := startProcess("simulator", s.SimulatorLog, s.opts.Binaries.Simulator, []string{
+	p, err := startProcess("simulator", s.SimulatorLog, s.opts.Binaries.Simulator, append([]string{
 		"--listen", "127.0.0.1:0",
 		"--client-id", s.ClientID, "--client-secret", s.clientSecret, "--redirect-uri", s.RedirectURI,
 		"--channel-id", s.ChannelID, "--channel-secret", s.channelSecret,
-	}, first)
+	}, s.opts.SimulatorArgs...), first)
 	if err != nil {
 		return err
 	}
@@ -405,69 +441,51 @@ func (s *Stack) createIntegration(ctx context.Context) error {
 	return nil
 }
 
-// startController runs `kommo-operator controller` as its ServiceAccount, leader-elected
-// as in the manifests, against the simulator.
-func (s *Stack) startController(ctx context.Context) error {
-	return s.startComponent(ctx, "controller", s.ControllerLog, func(probe string) []string {
-		return []string{"controller",
-			"--kubeconfig", s.ControllerKubeconfig,
-			"--kommo-endpoint", s.SimURL,
-			"--metrics-bind-address", "0",
-			"--health-probe-bind-address", probe,
-			"--leader-elect", "--leader-election-namespace", SystemNamespace,
-			"--zap-log-level", s.opts.LogLevel, "--zap-time-encoding", "rfc3339nano",
+// replicas makes n replica slots of a component; one replica keeps the component's
+// plain name (controller.log), more are numbered (controller-0.log, …).
+func (s *Stack) replicas(component string, n int, args func(*Replica) []string) []*Replica {
+	out := make([]*Replica, n)
+	for i := range out {
+		name := component
+		if n > 1 {
+			name = fmt.Sprintf("%s-%d", component, i)
 		}
-	}, nil)
-}
-
-// startWebhook runs `kommo-operator webhook` as its ServiceAccount.
-func (s *Stack) startWebhook(ctx context.Context) error {
-	var bind string
-	return s.startComponent(ctx, "webhook", s.WebhookLog, func(probe string) []string {
-		return []string{"webhook",
-			"--kubeconfig", s.WebhookKubeconfig,
-			"--bind-address", bind,
-			"--metrics-bind-address", "0",
-			"--health-probe-bind-address", probe,
-			"--zap-log-level", s.opts.LogLevel, "--zap-time-encoding", "rfc3339nano",
-		}
-	}, func() error {
-		var err error
-		bind, err = freeAddr()
-		s.WebhookURL = "http://" + bind
-		return err
-	})
-}
-
-// startComponent starts the operator binary with args(probe address) and waits for
-// /readyz. A port lost to another process between picking and binding it is retried
-// with fresh ports (pick, when set, picks the component's other ports).
-func (s *Stack) startComponent(ctx context.Context, name, logPath string, args func(probe string) []string, pick func() error) error {
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		probe, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		if pick != nil {
-			if err := pick(); err != nil {
-				return err
-			}
-		}
-		p, err := startProcess(name, logPath, s.opts.Binaries.Operator, args(probe), nil)
-		if err != nil {
-			return err
-		}
-		s.track(p)
-		lastErr = p.waitHTTP(ctx, "http://"+probe+"/readyz", Deadline)
-		if lastErr == nil {
-			return nil
-		}
-		if done, _ := p.exited(); !done || !addrInUse(logPath) {
-			return lastErr
-		}
+		out[i] = &Replica{Name: name, LogPath: filepath.Join(s.Dir, name+".log"), s: s, args: args}
 	}
-	return lastErr
+	return out
+}
+
+// componentLogs are the logs of every controller and webhook replica.
+func (s *Stack) componentLogs() []string {
+	var logs []string
+	for _, r := range append(slices.Clone(s.Controllers), s.Webhooks...) {
+		logs = append(logs, r.LogPath)
+	}
+	return logs
+}
+
+// controllerArgs run `kommo-operator controller` as its ServiceAccount, leader-elected
+// as in the manifests, against the simulator; metrics in plain HTTP, to read who leads.
+func (s *Stack) controllerArgs(r *Replica) []string {
+	return []string{"controller",
+		"--kubeconfig", s.ControllerKubeconfig,
+		"--kommo-endpoint", s.SimURL,
+		"--metrics-bind-address", r.metrics, "--metrics-secure=false",
+		"--health-probe-bind-address", r.probe,
+		"--leader-elect", "--leader-election-namespace", SystemNamespace,
+		"--zap-log-level", s.opts.LogLevel, "--zap-time-encoding", "rfc3339nano",
+	}
+}
+
+// webhookArgs run `kommo-operator webhook` as its ServiceAccount.
+func (s *Stack) webhookArgs(r *Replica) []string {
+	return []string{"webhook",
+		"--kubeconfig", s.WebhookKubeconfig,
+		"--bind-address", r.bind,
+		"--metrics-bind-address", "0",
+		"--health-probe-bind-address", r.probe,
+		"--zap-log-level", s.opts.LogLevel, "--zap-time-encoding", "rfc3339nano",
+	}
 }
 
 func (s *Stack) track(p *process) {
