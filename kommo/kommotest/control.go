@@ -18,6 +18,7 @@ import (
 //	GET  /_sim/calls                                 → the call log as JSON (Calls)
 //	GET  /_sim/connection?channel=ID&account=HOST    → {"connected":bool,"scope_id":"…"}
 //	GET  /_sim/account?account=HOST                  → {"id":…,"amojo_id":"…"} or 404
+//	GET  /_sim/secrets                               → every secret issued or known, a JSON array (Secrets), for leak scans
 //	GET  /_sim/stats                                 → the OAuth counters as JSON (Stats)
 //	POST /_sim/token-status                          → body {"access_token","refresh_token"}; TokenStatus as JSON
 //	POST /_sim/code-status                           → body {"code"}; CodeStatus as JSON
@@ -101,6 +102,9 @@ func (s *Simulator) ControlHandler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "amojo_id": amojoID})
+	})
+	mux.HandleFunc("GET /_sim/secrets", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Secrets())
 	})
 	mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
