@@ -12,6 +12,8 @@ GOTEST ?= $(GO) test
 # Packages whose fuzz targets `make test` runs briefly (seed corpus plus a few seconds).
 FUZZTIME ?= 5s
 IMG ?= ghcr.io/kommo-operator/kommo-operator:dev
+# Controller replicas of `make dev` (leader-elected).
+REPLICAS ?= 1
 
 .DEFAULT_GOAL := help
 SHELL := /usr/bin/env bash -o pipefail
@@ -85,9 +87,9 @@ demo: build build-sim ## Run the operator locally against the simulator: install
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(LOCALBIN)/kommo-demo
 
 .PHONY: dev
-dev: build build-sim ## Like demo, then keep everything running (kubeconfig, curl lines to install by hand) until Ctrl-C.
+dev: build build-sim ## Like demo, then keep everything running (kubeconfig, curl lines to install by hand) until Ctrl-C; REPLICAS=2 runs two controllers.
 	$(GO) build -o $(LOCALBIN)/kommo-demo ./hack/demo
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(LOCALBIN)/kommo-demo --keep-running
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(LOCALBIN)/kommo-demo --keep-running --controllers=$(REPLICAS)
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).

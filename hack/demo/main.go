@@ -7,7 +7,9 @@
 // With --keep-running (`make dev`) it runs the same steps, revoke included, then keeps
 // everything running and prints a kubeconfig, kubectl and ready-to-paste curl lines that
 // install (or revoke) any account by hand; installing the demo's revoked account again
-// shows it recover. Ctrl-C stops everything.
+// shows it recover. Replicas that end are started again, as a Deployment would. With
+// --controllers=2 (`make dev REPLICAS=2`) two leader-elected controllers run: kill the
+// leader (the PIDs are printed) and watch the other take over. Ctrl-C stops everything.
 //
 // Everything is real but Kommo: a kube-apiserver and etcd (hack/envtest), the RBAC of
 // config/rbac (each process impersonates its ServiceAccount), bin/kommo-operator as two
@@ -52,6 +54,7 @@ func main() {
 	simulator := flag.String("simulator", filepath.Join(root, "bin", "kommosim"), "the Kommo simulator binary (make build-sim)")
 	dir := flag.String("dir", filepath.Join(root, "bin", "demo"), "where kubeconfigs and logs go")
 	account := flag.String("account", "acme.kommo.com", "the Kommo account host that installs the integration")
+	controllers := flag.Int("controllers", 1, "controller replicas, leader-elected (make dev REPLICAS=2)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -61,6 +64,9 @@ func main() {
 		Dir:       *dir,
 		Namespace: "demo",
 		Logf:      func(format string, args ...any) { fmt.Printf("  "+format+"\n", args...) },
+		// make dev keeps replicas running as a Deployment would; make demo fails on a crash.
+		ControllerReplicas: *controllers,
+		Supervise:          *keep,
 	}, *account))
 }
 
@@ -324,8 +330,18 @@ Disable the integration in that account (Kommo's signed "access revoked" hook):
   curl -s "%s?$(curl -s -X POST "%s")"
 
 Logs: %s
-  (controller.log, webhook.log, kommosim.log; the simulator's call log: curl -s %s/_sim/calls)
-`, d.account, st.AdminKubeconfig, filepath.Dir(st.Kubectl), redirect, codeURL, revoke, revokeURL, st.Dir, st.SimURL)
+  (%s, kommosim.log; the simulator's call log: curl -s %s/_sim/calls)
+`, d.account, st.AdminKubeconfig, filepath.Dir(st.Kubectl), redirect, codeURL, revoke, revokeURL, st.Dir, logNames(st), st.SimURL)
+	if len(st.Controllers) > 1 {
+		fmt.Println("\nControllers, leader-elected on Lease " + stack.SystemNamespace + "/" + stack.LeaseName + " (kill the leader; the other takes over):")
+		for _, c := range st.Controllers {
+			role := "standby"
+			if c.IsLeader(ctx) {
+				role = "leader"
+			}
+			fmt.Printf("  %s: pid %d, %s\n", c.Name, c.PID(), role)
+		}
+	}
 
 	// Watch for a crash while waiting; the ticker only paces that check.
 	tick := time.NewTicker(time.Second)
@@ -342,6 +358,14 @@ Logs: %s
 			}
 		}
 	}
+}
+
+func logNames(st *stack.Stack) string {
+	var names []string
+	for _, r := range append(slices.Clone(st.Controllers), st.Webhooks...) {
+		names = append(names, filepath.Base(r.LogPath))
+	}
+	return strings.Join(names, ", ")
 }
 
 func isReady(inst *kommov1.KommoInstallation) bool {

@@ -170,7 +170,7 @@ func (r *run) report(ctx context.Context, a audit, faults, settling time.Duratio
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, r.applied[k]))
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.skipped)) {
-		kinds = append(kinds, fmt.Sprintf("%s skipped %d (nothing running)", k, r.skipped[k]))
+		kinds = append(kinds, fmt.Sprintf("%s skipped %d (nothing to act on, or the disruption budget)", k, r.skipped[k]))
 	}
 	p.add("faults: %s", strings.Join(kinds, ", "))
 

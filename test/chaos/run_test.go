@@ -156,8 +156,10 @@ func (r *run) fault(ctx context.Context, t *testing.T, e Event) {
 			target.Term()
 		}
 	case TermWebhook:
+		// A drain or a rollout: the PodDisruptionBudget (minAvailable 1) and the rollout's
+		// maxUnavailable 0 never take the last ready replica.
 		w := r.s.Webhooks[e.Target]
-		if !w.Stats().Running {
+		if !w.Stats().Running || !r.othersReady(w) {
 			applied = false
 			break
 		}
@@ -180,7 +182,7 @@ func (r *run) fault(ctx context.Context, t *testing.T, e Event) {
 	if applied {
 		r.applied[e.Kind]++
 	} else {
-		r.skipped[e.Kind]++
+		r.skipped[e.Kind]++ // nothing running, or the disruption budget forbids it
 	}
 }
 
@@ -212,4 +214,14 @@ func (r *run) controllerLogLines() int {
 		n += strings.Count(string(data), "\n")
 	}
 	return n
+}
+
+// othersReady: every webhook replica but w passes its readiness probe.
+func (r *run) othersReady(w *stack.Replica) bool {
+	for _, o := range r.s.Webhooks {
+		if o != w && !o.Ready() {
+			return false
+		}
+	}
+	return true
 }

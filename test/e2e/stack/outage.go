@@ -13,6 +13,8 @@ import (
 // again whatever happens. A stop that outlasts envtest's timeout ends in SIGKILL, which
 // is an outage all the same: it is logged, not returned.
 func (s *Stack) APIServerOutage(ctx context.Context, down time.Duration) error {
+	s.setAPIServerDown(true)
+	defer s.setAPIServerDown(false)
 	began := time.Now()
 	if err := s.Env.StopAPIServer(); err != nil {
 		s.opts.Logf("%v (killed instead)", err)
@@ -32,4 +34,17 @@ func (s *Stack) APIServerOutage(ctx context.Context, down time.Duration) error {
 		time.Sleep(500 * time.Millisecond) // retry interval of a start, not synchronisation
 	}
 	return fmt.Errorf("the API server did not come back within %s: %w", Deadline, err)
+}
+
+// APIServerDown reports whether APIServerOutage has the API server stopped.
+func (s *Stack) APIServerDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apiDown
+}
+
+func (s *Stack) setAPIServerDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apiDown = down
 }

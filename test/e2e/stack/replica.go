@@ -13,15 +13,19 @@ import (
 // Supervision, like a Deployment's: a replica whose process the stack signalled is
 // replaced after replaceDelay (a new pod); one that exited on its own is restarted with
 // kubelet's crash-loop backoff, scaled down, reset after it has run for crashReset.
+// A replacement pod needs the API server (the ReplicaSet controller, the scheduler and
+// the kubelet all do), so it waits for an outage to end; a crashed container is restarted
+// by its kubelet alone.
 const (
 	replaceDelay    = 500 * time.Millisecond
 	crashBackoff    = time.Second
 	crashBackoffMax = 16 * time.Second
 	crashReset      = time.Minute
-	// TerminationGrace is how long Term waits before SIGKILL, like the pods'
-	// terminationGracePeriodSeconds.
-	TerminationGrace = 20 * time.Second
 )
+
+// terminationGrace is how long Term waits before SIGKILL: the manifests'
+// terminationGracePeriodSeconds of each component.
+var terminationGrace = map[string]time.Duration{"controller": 30 * time.Second, "webhook": 20 * time.Second}
 
 // Replica is one replica of the controller or the webhook: a slot whose process the
 // stack starts, signals and, when Options.Supervise is set, starts again.
@@ -30,8 +34,9 @@ type Replica struct {
 	Name    string
 	LogPath string
 
-	s    *Stack
-	args func(r *Replica) []string
+	component string
+	s         *Stack
+	args      func(r *Replica) []string
 
 	mu        sync.Mutex
 	proc      *process
@@ -65,6 +70,17 @@ func (r *Replica) URL() string {
 	return "http://" + r.bind
 }
 
+// PID is the process id of the replica's current process (the leader of its process
+// group); 0 when none runs.
+func (r *Replica) PID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if done, _ := r.proc.exited(); done {
+		return 0
+	}
+	return r.proc.cmd.Process.Pid
+}
+
 // Stats reports the replica's restarts and crashes so far.
 func (r *Replica) Stats() ReplicaStats {
 	r.mu.Lock()
@@ -77,7 +93,7 @@ func (r *Replica) Stats() ReplicaStats {
 func (r *Replica) Kill() { r.signal(true) }
 
 // Term sends SIGTERM, as the kubelet does when a pod is deleted (a rollout, a drain),
-// and SIGKILL if the process is still running after TerminationGrace.
+// and SIGKILL if the process is still running after the manifests' grace period.
 func (r *Replica) Term() {
 	p := r.signal(false)
 	if p == nil {
@@ -86,7 +102,7 @@ func (r *Replica) Term() {
 	go func() {
 		select {
 		case <-p.done:
-		case <-time.After(TerminationGrace):
+		case <-time.After(terminationGrace[r.component]):
 			signalGroup(p.cmd.Process.Pid, sigKill)
 		}
 	}()
@@ -186,7 +202,7 @@ func (r *Replica) pickPorts() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.probe, r.metrics = addrs[0], addrs[1]
-	if r.bind != "" || strings.HasPrefix(r.Name, "webhook") {
+	if r.component == "webhook" {
 		r.bind = addrs[2]
 	}
 	return nil
@@ -228,6 +244,13 @@ func (r *Replica) supervise(ctx context.Context) {
 		case <-time.After(delay):
 		case <-ctx.Done():
 			return
+		}
+		for !crashed && r.s.APIServerDown() {
+			select {
+			case <-time.After(200 * time.Millisecond): // poll interval
+			case <-ctx.Done():
+				return
+			}
 		}
 		r.mu.Lock()
 		retired := r.retired

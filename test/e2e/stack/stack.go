@@ -128,8 +128,9 @@ type Stack struct {
 	opts          Options
 	http          *http.Client
 
-	mu    sync.Mutex
-	procs []*process
+	mu      sync.Mutex
+	procs   []*process
+	apiDown bool
 	// supervise ends the replicas' supervisors and readiness probes.
 	supervise      context.Context
 	endSupervision context.CancelFunc
@@ -450,7 +451,7 @@ func (s *Stack) replicas(component string, n int, args func(*Replica) []string) 
 		if n > 1 {
 			name = fmt.Sprintf("%s-%d", component, i)
 		}
-		out[i] = &Replica{Name: name, LogPath: filepath.Join(s.Dir, name+".log"), s: s, args: args}
+		out[i] = &Replica{Name: name, LogPath: filepath.Join(s.Dir, name+".log"), component: component, s: s, args: args}
 	}
 	return out
 }
