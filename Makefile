@@ -53,7 +53,7 @@ envtest: ## Build kube-apiserver, etcd and kubectl into bin/k8s/<version>/ (once
 	@hack/envtest/build.sh
 
 .PHONY: test
-test: vet ## Vet, then unit, API-server and e2e tests, then each fuzz target briefly.
+test: vet ## Vet, then unit, API-server, e2e and a short fault-injection run, then each fuzz target briefly.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GOTEST) -count=1 ./...
 	$(MAKE) fuzz
 
@@ -64,6 +64,24 @@ fuzz: ## Run every fuzz target for FUZZTIME.
 	  echo "fuzz ./$$dir $$target ($(FUZZTIME))"; \
 	  $(GOTEST) -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./$$dir || exit 1; \
 	done
+
+# The fault-injection suite (test/chaos). `make test` runs it briefly with the suite's own
+# defaults; `make chaos` runs it for minutes, with API server outages. CHAOS_SEED=N
+# replays a schedule; test/chaos/chaos_test.go lists every CHAOS_* knob.
+CHAOS_DURATION ?= 4m
+CHAOS_OUTAGES ?= 3
+CHAOS_OUTAGE ?= 30s
+CHAOS_INSTALL_EVERY ?= 5s
+CHAOS_TOKEN_LIFETIME ?= 90s
+CHAOS_SETTLE ?= 5m
+CHAOS_SEED ?= 0
+
+.PHONY: chaos
+chaos: ## Run the fault-injection suite for CHAOS_DURATION (default 4m; CHAOS_SEED, CHAOS_OUTAGES, CHAOS_OUTAGE, …); prints the seed and the counts.
+	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_OUTAGES=$(CHAOS_OUTAGES) CHAOS_OUTAGE=$(CHAOS_OUTAGE) \
+	CHAOS_INSTALL_EVERY=$(CHAOS_INSTALL_EVERY) CHAOS_TOKEN_LIFETIME=$(CHAOS_TOKEN_LIFETIME) \
+	CHAOS_SETTLE=$(CHAOS_SETTLE) CHAOS_SEED=$(CHAOS_SEED) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" \
+	$(GOTEST) -count=1 -v -timeout 2h -run '^TestChaos$$' ./test/chaos
 
 .PHONY: bench
 bench: ## Run the benchmarks (webhook latency and throughput against a real API server).
