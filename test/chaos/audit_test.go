@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -17,7 +16,6 @@ import (
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
 	"github.com/kommo-operator/kommo-operator/kommo/kommotest"
-	"github.com/kommo-operator/kommo-operator/test/e2e/stack"
 )
 
 // maxOutageLogRate is the most log lines a second the controllers may write, together,
@@ -49,21 +47,24 @@ func (a audit) ok() bool {
 	return len(a.down) == 0
 }
 
-// settle audits until everything is as it should be or timeout passes, and returns the
-// last audit.
-func (r *run) settle(ctx context.Context, t *testing.T, timeout time.Duration) audit {
+// settle audits, once a second, until everything is as it should be or timeout passes,
+// and returns the last audit.
+func (r *run) settle(ctx context.Context, timeout time.Duration) audit {
 	began := time.Now()
-	var last audit
-	_ = stack.Poll(ctx, timeout, "the state to converge", func(ctx context.Context) (bool, string, error) {
-		last = r.audit(ctx)
-		last.settled = time.Since(began)
-		if last.ok() {
-			return true, "", nil
+	tick := time.NewTicker(time.Second) // paces the audits; each one reads everything
+	defer tick.Stop()
+	for {
+		a := r.audit(ctx)
+		a.settled = time.Since(began)
+		if a.ok() || a.settled > timeout {
+			return a
 		}
-		time.Sleep(time.Second) // one audit a second is plenty; Poll's own interval is for cheap checks
-		return false, "", nil
-	})
-	return last
+		select {
+		case <-ctx.Done():
+			return a
+		case <-tick.C:
+		}
+	}
 }
 
 func (r *run) audit(ctx context.Context) audit {

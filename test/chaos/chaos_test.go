@@ -108,7 +108,7 @@ func TestChaos(t *testing.T) {
 	if err := s.ClearFaults(rootCtx); err != nil {
 		t.Errorf("clearing the simulator's faults: %v", err)
 	}
-	a := r.settle(rootCtx, t, *settle)
+	a := r.settle(rootCtx, *settle)
 	rep := r.report(rootCtx, a, faultsEnded.Sub(runStart), time.Since(faultsEnded))
 	path := filepath.Join(dir, "report.txt")
 	_ = os.WriteFile(path, []byte(rep.String()), 0o600)
