@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/kommo-operator/kommo-operator/test/e2e/stack"
 	"github.com/kommo-operator/kommo-operator/test/testenv"
 )
@@ -37,6 +40,7 @@ var rootCtx, cancelRoot = context.WithCancel(context.Background())
 // TestMain ends every process on SIGINT or SIGTERM instead of leaving them behind.
 func TestMain(m *testing.M) {
 	flag.Parse()
+	ctrllog.SetLogger(logr.Discard()) // envtest's own chatter; the suite reports what matters
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
