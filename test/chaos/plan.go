@@ -15,7 +15,10 @@ import (
 
 // Kinds of events in a plan.
 const (
-	KillController  = "controller-sigkill"
+	KillController = "controller-sigkill"
+	// KillMidInstall is a SIGKILL of the leader just after an install was answered,
+	// while it exchanges the code: an Install or Reinstall with KillLeaderAfter set.
+	KillMidInstall  = "controller-sigkill-mid-install"
 	TermController  = "controller-sigterm"
 	TermWebhook     = "webhook-sigterm"
 	APIOutage       = "apiserver-outage"
@@ -57,6 +60,8 @@ type Event struct {
 	Length time.Duration
 	Status int
 	Times  int
+	// KillLeaderAfter, on an install: SIGKILL the leader this long after the answer.
+	KillLeaderAfter time.Duration
 }
 
 func (e Event) String() string {
@@ -70,7 +75,11 @@ func (e Event) String() string {
 	case TermWebhook:
 		return s + fmt.Sprintf(" #%d", e.Target)
 	case Install, Reinstall:
-		return s + fmt.Sprintf(" account %d", e.Target)
+		s += fmt.Sprintf(" account %d", e.Target)
+		if e.KillLeaderAfter > 0 {
+			s += fmt.Sprintf(", then SIGKILL the leader %s after the answer", e.KillLeaderAfter)
+		}
+		return s
 	case APIOutage, KommoLatency:
 		return s + fmt.Sprintf(" %s ×%d", e.Length, max(1, e.Times))
 	case Kommo5xx:
@@ -78,6 +87,9 @@ func (e Event) String() string {
 	}
 	return s + fmt.Sprintf(" ×%d", e.Times)
 }
+
+// midInstallKills is the share of installs followed by a SIGKILL of the leader.
+const midInstallKills = 0.15
 
 // faultWeights: how often each fault is drawn, relative to the others.
 var faultWeights = []struct {
@@ -96,12 +108,16 @@ func Plan(c Config) []Event {
 
 	installed := 0
 	for at := exp(c.InstallEvery) / 2; at < c.Duration; at += exp(c.InstallEvery) {
+		e := Event{At: at, Kind: Install, Target: installed}
 		if installed > 0 && rng.Float64() < c.Reinstalls {
-			events = append(events, Event{At: at, Kind: Reinstall, Target: rng.IntN(installed)})
-			continue
+			e.Kind, e.Target = Reinstall, rng.IntN(installed)
+		} else {
+			installed++
 		}
-		events = append(events, Event{At: at, Kind: Install, Target: installed})
-		installed++
+		if rng.Float64() < midInstallKills {
+			e.KillLeaderAfter = time.Duration(20+rng.IntN(480)) * time.Millisecond
+		}
+		events = append(events, e)
 	}
 
 	total := 0
@@ -159,6 +175,9 @@ func Count(events []Event) map[string]int {
 	n := map[string]int{}
 	for _, e := range events {
 		n[e.Kind]++
+		if e.KillLeaderAfter > 0 {
+			n[KillMidInstall]++
+		}
 	}
 	return n
 }

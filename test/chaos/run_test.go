@@ -114,6 +114,22 @@ func (r *run) install(ctx context.Context, t *testing.T, e Event) {
 	if !in.answered {
 		t.Logf("chaos: install of %s not answered 2xx within %s: status %d from %s, %v", in.account, r.answerWithin, in.delivery.Status, in.delivery.Replica, in.err)
 	}
+	if e.KillLeaderAfter > 0 {
+		// The schedule's delay puts the kill inside the leader's exchange of this code.
+		select {
+		case <-time.After(e.KillLeaderAfter):
+		case <-ctx.Done():
+		}
+		leader := r.controller(ctx, -1)
+		r.mu.Lock()
+		if leader != nil && leader.Stats().Running {
+			leader.Kill()
+			r.applied[KillMidInstall]++
+		} else {
+			r.skipped[KillMidInstall]++
+		}
+		r.mu.Unlock()
+	}
 	r.mu.Lock()
 	r.installs = append(r.installs, in)
 	r.mu.Unlock()
@@ -204,6 +220,8 @@ func (r *run) controller(ctx context.Context, target int) *stack.Replica {
 	if len(running) == 0 {
 		return nil
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	return running[r.rng.IntN(len(running))]
 }
 
