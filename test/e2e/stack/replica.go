@@ -302,10 +302,18 @@ func (r *Replica) probeReadiness(ctx context.Context) {
 func (r *Replica) retire(grace time.Duration) {
 	r.mu.Lock()
 	r.retired = true
-	p := r.proc
 	r.mu.Unlock()
-	if p != nil {
+	// The supervisor may be starting a process right now: stop until none is left.
+	var stopped *process
+	for {
+		r.mu.Lock()
+		p := r.proc
+		r.mu.Unlock()
+		if p == nil || p == stopped {
+			return
+		}
 		p.stop(grace)
+		stopped = p
 	}
 }
 
