@@ -173,6 +173,11 @@ func (r *Replica) start(ctx context.Context, wait bool) error {
 			return err
 		}
 		r.mu.Lock()
+		if r.retired {
+			r.mu.Unlock()
+			p.stop(time.Second)
+			return fmt.Errorf("%s was stopped", r.Name)
+		}
 		r.proc, r.upSince, r.ready = p, time.Now(), false
 		probe := r.probe
 		r.mu.Unlock()
@@ -303,7 +308,7 @@ func (r *Replica) retire(grace time.Duration) {
 	r.mu.Lock()
 	r.retired = true
 	r.mu.Unlock()
-	// The supervisor may be starting a process right now: stop until none is left.
+	// A process the supervisor starts from now on stops itself (see start).
 	var stopped *process
 	for {
 		r.mu.Lock()
