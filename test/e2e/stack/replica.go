@@ -264,7 +264,9 @@ func (r *Replica) supervise(ctx context.Context) {
 			return
 		}
 		if err := r.start(ctx, false); err != nil {
-			r.s.opts.Logf("%s: %v", r.Name, err)
+			if ctx.Err() == nil {
+				r.s.opts.Logf("%s: %v", r.Name, err)
+			}
 			return
 		}
 		r.mu.Lock()

@@ -134,6 +134,7 @@ type Stack struct {
 	// supervise ends the replicas' supervisors and readiness probes.
 	supervise      context.Context
 	endSupervision context.CancelFunc
+	supervisors    sync.WaitGroup
 	// secrets are the secrets the stack made or saw, value → what it is.
 	secrets map[string]string
 
@@ -226,9 +227,9 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			return s, err
 		}
 		if o.Supervise {
-			go r.supervise(s.supervise)
+			s.supervisors.Go(func() { r.supervise(s.supervise) })
 		}
-		go r.probeReadiness(s.supervise)
+		s.supervisors.Go(func() { r.probeReadiness(s.supervise) })
 	}
 	s.WebhookURL = s.Webhooks[0].URL()
 	if err := s.waitIntegrationReady(ctx); err != nil {
@@ -252,6 +253,7 @@ func (s *Stack) Stop() error {
 			}()
 		}
 		wg.Wait()
+		s.supervisors.Wait()
 		s.mu.Lock()
 		procs := s.procs
 		s.mu.Unlock()
