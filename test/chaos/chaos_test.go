@@ -23,14 +23,14 @@ import (
 // through the same CHAOS_* variables. Flags override the variables.
 var (
 	seed          = flag.Uint64("chaos.seed", envUint("CHAOS_SEED", 0), "seed of the schedule; 0 picks one from the clock (printed)")
-	duration      = flag.Duration("chaos.duration", envDuration("CHAOS_DURATION", 50*time.Second), "how long faults and installs go on")
+	duration      = flag.Duration("chaos.duration", envDuration("CHAOS_DURATION", time.Minute), "how long faults and installs go on")
 	faultEvery    = flag.Duration("chaos.fault-every", envDuration("CHAOS_FAULT_EVERY", 4*time.Second), "mean interval between faults")
 	installEvery  = flag.Duration("chaos.install-every", envDuration("CHAOS_INSTALL_EVERY", 3*time.Second), "mean interval between installs")
 	reinstalls    = flag.Float64("chaos.reinstalls", envFloat("CHAOS_REINSTALLS", 0.3), "share of installs that reinstall an installed account")
 	outages       = flag.Int("chaos.outages", int(envUint("CHAOS_OUTAGES", 0)), "API server outages (make chaos: 3)")
 	outageMax     = flag.Duration("chaos.outage", envDuration("CHAOS_OUTAGE", 10*time.Second), "length of the first API server outage, the longest")
 	settle        = flag.Duration("chaos.settle", envDuration("CHAOS_SETTLE", 100*time.Second), "how long the state may take to converge after the faults stop")
-	tokenLifetime = flag.Duration("chaos.token-lifetime", envDuration("CHAOS_TOKEN_LIFETIME", 45*time.Second), "the simulator's access token lifetime: refreshes every ~⅔ of it")
+	tokenLifetime = flag.Duration("chaos.token-lifetime", envDuration("CHAOS_TOKEN_LIFETIME", 60*time.Second), "the simulator's access token lifetime: refreshes every ~⅔ of it")
 	answerWithin  = flag.Duration("chaos.answer-within", envDuration("CHAOS_ANSWER_WITHIN", 3*time.Second), "Kommo's wait for the webhook's answer to an install")
 	keep          = flag.Bool("chaos.keep", os.Getenv("CHAOS_KEEP") != "", "keep the binaries, logs and report even when the run passes")
 )
