@@ -1,5 +1,7 @@
 package kommotest
 
+import "time"
+
 // Stats counts what the simulator's OAuth server did, for suites that audit a client's
 // use of single-use credentials after a run. A faithful client keeps BurntRefreshTokens
 // and CodesExchangedTwice at 0; each lost refresh response it recovers costs one
@@ -98,6 +100,8 @@ type CodeStatus struct {
 	// attempted after that.
 	Exchanged bool `json:"exchanged"`
 	Reuses    int  `json:"reuses"`
+	// ExchangedAt is when the exchange was accepted (simulator clock).
+	ExchangedAt time.Time `json:"exchangedAt,omitzero"`
 }
 
 // CodeStatus reports on an authorization code without consuming it.
@@ -108,5 +112,5 @@ func (s *Simulator) CodeStatus(code string) CodeStatus {
 	if c == nil {
 		return CodeStatus{}
 	}
-	return CodeStatus{Seq: c.seq, Exchanged: c.exchanges > 0, Reuses: c.reuses}
+	return CodeStatus{Seq: c.seq, Exchanged: c.exchanges > 0, Reuses: c.reuses, ExchangedAt: c.exchangedAt}
 }

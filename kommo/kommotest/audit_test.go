@@ -73,7 +73,7 @@ func TestAuditCodes(t *testing.T) {
 		t.Errorf("second exchange: %d", st)
 	}
 	f.control("POST", "/_sim/code-status", `{"code":"`+code+`"}`, &cs)
-	if cs != (kommotest.CodeStatus{Seq: 2, Exchanged: true, Reuses: 1}) {
+	if cs != (kommotest.CodeStatus{Seq: 2, Exchanged: true, Reuses: 1, ExchangedAt: t0}) {
 		t.Errorf("after two exchanges: %+v", cs)
 	}
 	if got := f.stats(); got.Exchanges != 1 || got.CodesExchangedTwice != 1 {
@@ -82,6 +82,7 @@ func TestAuditCodes(t *testing.T) {
 	if got := f.tokenStatus(r); got != (kommotest.TokenStatus{Access: "live", Refresh: "live", SamePair: true, Install: 2}) {
 		t.Errorf("token status %+v", got)
 	}
+	cs = kommotest.CodeStatus{}
 	f.control("POST", "/_sim/code-status", `{"code":"nope"}`, &cs)
 	if cs != (kommotest.CodeStatus{}) {
 		t.Errorf("unknown code: %+v", cs)

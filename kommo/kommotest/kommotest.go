@@ -98,6 +98,7 @@ type authCode struct {
 	// exchanges counts successful exchanges (at most 1) and reuses the exchanges
 	// attempted after it: a code exchanged twice is a protocol violation.
 	exchanges, reuses int
+	exchangedAt       time.Time
 }
 
 // grant is one access/refresh pair.

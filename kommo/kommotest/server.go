@@ -298,6 +298,7 @@ func (s *Simulator) tokenLocked(w http.ResponseWriter, r *http.Request, host str
 		default:
 			code.used = true
 			code.exchanges++
+			code.exchangedAt = now
 			s.stats.Exchanges++
 			g := s.issueLocked(a, clientID, now)
 			g.origin = code

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -27,9 +28,13 @@ type verdict struct {
 	account string
 	latest  int // seq of the last install sent for it
 	// lost: the latest install is not what the installation works with; dead: its token
-	// Secret holds a refresh token Kommo no longer accepts.
-	lost, dead bool
-	why        string
+	// Secret holds a refresh token Kommo no longer accepts; window: lost to a SIGKILL
+	// inside the code's one exchange, which nothing can recover (Kommo has no grace
+	// rule for codes).
+	lost, dead, window bool
+	// grantMissing: the token Secret does not hold the latest install's grant.
+	grantMissing bool
+	why          string
 }
 
 type audit struct {
@@ -40,7 +45,7 @@ type audit struct {
 
 func (a audit) ok() bool {
 	for _, v := range a.verdicts {
-		if v.lost || v.dead {
+		if (v.lost && !v.window) || v.dead {
 			return false
 		}
 	}
@@ -69,16 +74,20 @@ func (r *run) settle(ctx context.Context, timeout time.Duration) audit {
 
 func (r *run) audit(ctx context.Context) audit {
 	r.mu.Lock()
-	latest := map[string]int{}
+	latest := map[string]*sent{}
 	for _, in := range r.installs {
-		if in.code != "" && in.seq > latest[in.account] {
-			latest[in.account] = in.seq
+		if in.code != "" && (latest[in.account] == nil || in.seq > latest[in.account].seq) {
+			latest[in.account] = in
 		}
 	}
 	r.mu.Unlock()
 	var a audit
 	for _, acct := range slices.Sorted(maps.Keys(latest)) {
-		a.verdicts = append(a.verdicts, r.judge(ctx, acct, latest[acct]))
+		v := r.judge(ctx, acct, latest[acct].seq)
+		if v.lost && v.grantMissing {
+			v.window = r.killedInExchange(ctx, latest[acct].code)
+		}
+		a.verdicts = append(a.verdicts, v)
 	}
 	for _, rep := range append(slices.Clone(r.s.Controllers), r.s.Webhooks...) {
 		if !rep.Stats().Running {
@@ -91,7 +100,7 @@ func (r *run) audit(ctx context.Context) audit {
 // judge checks one account: Ready with the scope id Kommo holds, and a token Secret
 // whose pair Kommo accepts and descends from the latest install sent.
 func (r *run) judge(ctx context.Context, acct string, latest int) verdict {
-	v := verdict{account: acct, latest: latest, lost: true}
+	v := verdict{account: acct, latest: latest, lost: true, grantMissing: true}
 	inst, err := r.s.Installation(ctx, acct)
 	if err != nil {
 		v.why = "installation: " + err.Error()
@@ -128,12 +137,30 @@ func (r *run) judge(ctx context.Context, acct string, latest int) verdict {
 	if ts.Access != kommotest.TokenLive || !ts.SamePair {
 		problems = append(problems, fmt.Sprintf("the token Secret's access token is %s (same pair: %t)", ts.Access, ts.SamePair))
 	}
-	if ts.Install != latest {
+	v.grantMissing = ts.Install != latest
+	if v.grantMissing {
 		problems = append(problems, fmt.Sprintf("the token Secret holds the grant of install #%d, the latest sent is #%d", ts.Install, latest))
 	}
 	v.lost = len(problems) > 0 && !(v.dead && len(problems) == 1)
 	v.why = strings.Join(problems, "; ")
 	return v
+}
+
+// killedInExchange: Kommo accepted the code exactly once, and a controller was SIGKILLed
+// within a moment of that exchange, before its result could be persisted.
+func (r *run) killedInExchange(ctx context.Context, code string) bool {
+	cs, err := r.s.SimCodeStatus(ctx, code)
+	if err != nil || !cs.Exchanged || cs.Reuses > 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range r.kills {
+		if k.After(cs.ExchangedAt.Add(-time.Second)) && k.Before(cs.ExchangedAt.Add(2*time.Second)) {
+			return true
+		}
+	}
+	return false
 }
 
 func describe(c *metav1.Condition) string {
@@ -206,24 +233,33 @@ func (r *run) report(ctx context.Context, a audit, faults, settling time.Duratio
 	if err != nil {
 		p.fail("the simulator's stats: %v", err)
 	}
-	lost, dead := 0, 0
+	lost, dead, window := 0, 0, 0
 	for _, v := range a.verdicts {
-		if v.lost {
+		name := r.s.InstallationName(v.account)
+		switch {
+		case v.lost && v.window:
+			window++
+			p.add("%s (latest install #%d) lost to a SIGKILL inside its exchange, the window nothing can close: %s", name, v.latest, v.why)
+			continue
+		case v.lost:
 			lost++
 		}
 		if v.dead {
 			dead++
 		}
 		if v.lost || v.dead {
-			p.fail("%s (latest install #%d) %s; %s", r.s.InstallationName(v.account), v.latest, map[bool]string{true: "LOST", false: "BURNT"}[v.lost], v.why)
-			for _, line := range r.logLines(r.s.InstallationName(v.account), 8) {
+			p.fail("%s (latest install #%d) %s; %s", name, v.latest, map[bool]string{true: "LOST", false: "BURNT"}[v.lost], v.why)
+			for _, line := range r.events(ctx, name) {
+				p.fail("    event %s", line)
+			}
+			for _, line := range r.logLines(name, 8) {
 				p.fail("    %s", line)
 			}
 		}
 	}
 	burnt := st.BurntRefreshTokens + st.CodesExchangedTwice + dead
-	p.add("Kommo: exchanges %d, refreshes %d, responses dropped %d, recoveries %d; lost %d, burnt %d (refresh tokens sent after their successor was used %d, codes exchanged twice %d, token Secrets holding a dead refresh token %d)",
-		st.Exchanges, st.Refreshes, st.DroppedResponses, st.Recoveries, lost, burnt, st.BurntRefreshTokens, st.CodesExchangedTwice, dead)
+	p.add("Kommo: exchanges %d, refreshes %d, responses dropped %d, recoveries %d; lost %d (and %d to a SIGKILL inside the exchange), burnt %d (refresh tokens sent after their successor was used %d, codes exchanged twice %d, token Secrets holding a dead refresh token %d)",
+		st.Exchanges, st.Refreshes, st.DroppedResponses, st.Recoveries, lost, window, burnt, st.BurntRefreshTokens, st.CodesExchangedTwice, dead)
 	if st.BurntRefreshTokens > 0 {
 		p.fail("the controller sent %d refresh tokens after their successor had been used", st.BurntRefreshTokens)
 	}
@@ -271,6 +307,27 @@ func (r *run) report(ctx context.Context, a audit, faults, settling time.Duratio
 		p.fail("leak: %s", l)
 	}
 	return p
+}
+
+// events lists the events about an object, oldest first: type, reason, message.
+func (r *run) events(ctx context.Context, name string) []string {
+	list, err := r.s.Events(ctx, name)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].EventTime.Before(&list[j].EventTime) })
+	var out []string
+	for _, e := range list {
+		out = append(out, fmt.Sprintf("%s %s ×%d: %s", e.Type, e.Reason, max(1, eventCount(e)), r.s.Redact(e.Note)))
+	}
+	return out
+}
+
+func eventCount(e eventsv1.Event) int {
+	if e.Series != nil {
+		return int(e.Series.Count)
+	}
+	return 1
 }
 
 // logLines returns the last n lines of the controllers' and webhooks' logs that name

@@ -86,7 +86,7 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := stack.Start(rootCtx, stack.Options{
-		Binaries: bins, Dir: filepath.Join(dir, "run"), Namespace: "chaos", LogLevel: "info",
+		Binaries: bins, Dir: filepath.Join(dir, "run"), Namespace: "chaos",
 		ControllerReplicas: 2, WebhookReplicas: 2, Supervise: true,
 		SimulatorArgs: []string{"--token-lifetime", tokenLifetime.String(), "--refresh-grace"},
 		Logf:          func(format string, args ...any) { t.Logf("stack: "+format, args...) },
@@ -121,6 +121,11 @@ func TestChaos(t *testing.T) {
 	}
 	for _, f := range rep.Failures {
 		t.Error(f)
+	}
+	if t.Failed() || *keep {
+		if _, err := s.SaveSimCalls(rootCtx); err != nil {
+			t.Logf("saving the simulator's call log: %v", err)
+		}
 	}
 }
 

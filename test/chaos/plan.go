@@ -16,9 +16,11 @@ import (
 // Kinds of events in a plan.
 const (
 	KillController = "controller-sigkill"
-	// KillMidInstall is a SIGKILL of the leader just after an install was answered,
-	// while it exchanges the code: an Install or Reinstall with KillLeaderAfter set.
+	// KillMidInstall and TermMidInstall signal the leader just after an install was
+	// answered, while it exchanges the code: an Install or Reinstall with
+	// LeaderAfter set.
 	KillMidInstall  = "controller-sigkill-mid-install"
+	TermMidInstall  = "controller-sigterm-mid-install"
 	TermController  = "controller-sigterm"
 	TermWebhook     = "webhook-sigterm"
 	APIOutage       = "apiserver-outage"
@@ -60,8 +62,10 @@ type Event struct {
 	Length time.Duration
 	Status int
 	Times  int
-	// KillLeaderAfter, on an install: SIGKILL the leader this long after the answer.
-	KillLeaderAfter time.Duration
+	// LeaderAfter, on an install: SIGTERM the leader this long after the answer, or
+	// SIGKILL it when LeaderKill is set.
+	LeaderAfter time.Duration
+	LeaderKill  bool
 }
 
 func (e Event) String() string {
@@ -76,8 +80,8 @@ func (e Event) String() string {
 		return s + fmt.Sprintf(" #%d", e.Target)
 	case Install, Reinstall:
 		s += fmt.Sprintf(" account %d", e.Target)
-		if e.KillLeaderAfter > 0 {
-			s += fmt.Sprintf(", then SIGKILL the leader %s after the answer", e.KillLeaderAfter)
+		if e.LeaderAfter > 0 {
+			s += fmt.Sprintf(", then %s the leader %s after the answer", map[bool]string{true: "SIGKILL", false: "SIGTERM"}[e.LeaderKill], e.LeaderAfter)
 		}
 		return s
 	case APIOutage, KommoLatency:
@@ -88,7 +92,8 @@ func (e Event) String() string {
 	return s + fmt.Sprintf(" ×%d", e.Times)
 }
 
-// midInstallKills is the share of installs followed by a SIGKILL of the leader.
+// midInstallKills is the share of installs followed by a signal to the leader, one in
+// three a SIGKILL.
 const midInstallKills = 0.15
 
 // faultWeights: how often each fault is drawn, relative to the others.
@@ -115,7 +120,8 @@ func Plan(c Config) []Event {
 			installed++
 		}
 		if rng.Float64() < midInstallKills {
-			e.KillLeaderAfter = time.Duration(20+rng.IntN(480)) * time.Millisecond
+			e.LeaderAfter = time.Duration(20+rng.IntN(480)) * time.Millisecond
+			e.LeaderKill = rng.IntN(3) == 0
 		}
 		events = append(events, e)
 	}
@@ -175,8 +181,11 @@ func Count(events []Event) map[string]int {
 	n := map[string]int{}
 	for _, e := range events {
 		n[e.Kind]++
-		if e.KillLeaderAfter > 0 {
+		switch {
+		case e.LeaderAfter > 0 && e.LeaderKill:
 			n[KillMidInstall]++
+		case e.LeaderAfter > 0:
+			n[TermMidInstall]++
 		}
 	}
 	return n

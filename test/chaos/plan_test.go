@@ -18,7 +18,7 @@ func TestPlanIsReproducible(t *testing.T) {
 		t.Error("another seed gave the same plan")
 	}
 	n := Count(a)
-	if n[APIOutage] != 2 || n[Install] == 0 || n[Reinstall] == 0 || n[KillController] == 0 || n[KillMidInstall] == 0 {
+	if n[APIOutage] != 2 || n[Install] == 0 || n[Reinstall] == 0 || n[KillController] == 0 || n[KillMidInstall]+n[TermMidInstall] == 0 {
 		t.Errorf("counts %v", n)
 	}
 	var outages []Event

@@ -47,6 +47,7 @@ type run struct {
 	installs []*sent
 	outages  []window
 	outage   bool           // the API server is down now
+	kills    []time.Time    // when controllers were SIGKILLed
 	applied  map[string]int // faults applied, by kind
 	skipped  map[string]int // faults that found nothing to act on
 	wg       sync.WaitGroup
@@ -114,21 +115,17 @@ func (r *run) install(ctx context.Context, t *testing.T, e Event) {
 	if !in.answered {
 		t.Logf("chaos: install of %s not answered 2xx within %s: status %d from %s, %v", in.account, r.answerWithin, in.delivery.Status, in.delivery.Replica, in.err)
 	}
-	if e.KillLeaderAfter > 0 {
-		// The schedule's delay puts the kill inside the leader's exchange of this code.
+	if e.LeaderAfter > 0 {
+		// The schedule's delay puts the signal inside the leader's exchange of this code.
 		select {
-		case <-time.After(e.KillLeaderAfter):
+		case <-time.After(e.LeaderAfter):
 		case <-ctx.Done():
 		}
-		leader := r.controller(ctx, -1)
-		r.mu.Lock()
-		if leader != nil && leader.Stats().Running {
-			leader.Kill()
-			r.applied[KillMidInstall]++
-		} else {
-			r.skipped[KillMidInstall]++
+		kind := TermMidInstall
+		if e.LeaderKill {
+			kind = KillMidInstall
 		}
-		r.mu.Unlock()
+		r.signalController(ctx, kind, -1, e.LeaderKill)
 	}
 	r.mu.Lock()
 	r.installs = append(r.installs, in)
@@ -157,20 +154,8 @@ func (r *run) fault(ctx context.Context, t *testing.T, e Event) {
 	applied := true
 	switch e.Kind {
 	case KillController, TermController:
-		target := r.controller(ctx, e.Target)
-		if target == nil {
-			applied = false
-			break
-		}
-		if !target.Stats().Running {
-			applied = false
-			break
-		}
-		if e.Kind == KillController {
-			target.Kill()
-		} else {
-			target.Term()
-		}
+		r.signalController(ctx, e.Kind, e.Target, e.Kind == KillController)
+		return
 	case TermWebhook:
 		// A drain or a rollout: the PodDisruptionBudget (minAvailable 1) and the rollout's
 		// maxUnavailable 0 never take the last ready replica.
@@ -200,6 +185,25 @@ func (r *run) fault(ctx context.Context, t *testing.T, e Event) {
 	} else {
 		r.skipped[e.Kind]++ // nothing running, or the disruption budget forbids it
 	}
+}
+
+// signalController sends SIGKILL (kill) or SIGTERM to a controller replica (-1: the
+// leader), counting it under kind and remembering when a SIGKILL landed.
+func (r *run) signalController(ctx context.Context, kind string, target int, kill bool) {
+	c := r.controller(ctx, target)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c == nil || !c.Stats().Running {
+		r.skipped[kind]++
+		return
+	}
+	if kill {
+		c.Kill()
+		r.kills = append(r.kills, time.Now())
+	} else {
+		c.Term()
+	}
+	r.applied[kind]++
 }
 
 // controller resolves a target: -1 is the replica that leads now (any running one when
