@@ -1,5 +1,8 @@
 # kommo-operator. `make help` lists the targets.
 
+# TEST_CHAOS=1: `make test` includes the short fault-injection run (test/chaos).
+TEST_CHAOS ?= 0
+
 # Pinned tools; each is built once into bin/ and reused.
 CONTROLLER_GEN_VERSION ?= v0.23.0
 LOCALBIN := $(CURDIR)/bin
@@ -53,8 +56,8 @@ envtest: ## Build kube-apiserver, etcd and kubectl into bin/k8s/<version>/ (once
 	@hack/envtest/build.sh
 
 .PHONY: test
-test: vet ## Vet, then unit, API-server, e2e and a short fault-injection run, then each fuzz target briefly.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GOTEST) -count=1 ./...
+test: vet ## Vet, then unit, API-server and e2e tests (TEST_CHAOS=1: and a short fault-injection run), then each fuzz target briefly.
+	CHAOS=$(TEST_CHAOS) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GOTEST) -count=1 ./...
 	$(MAKE) fuzz
 
 .PHONY: fuzz
@@ -78,7 +81,7 @@ CHAOS_SEED ?= 0
 
 .PHONY: chaos
 chaos: ## Run the fault-injection suite for CHAOS_DURATION (default 4m; CHAOS_SEED, CHAOS_OUTAGES, CHAOS_OUTAGE, …); prints the seed and the counts.
-	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_OUTAGES=$(CHAOS_OUTAGES) CHAOS_OUTAGE=$(CHAOS_OUTAGE) \
+	CHAOS=1 CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_OUTAGES=$(CHAOS_OUTAGES) CHAOS_OUTAGE=$(CHAOS_OUTAGE) \
 	CHAOS_INSTALL_EVERY=$(CHAOS_INSTALL_EVERY) CHAOS_TOKEN_LIFETIME=$(CHAOS_TOKEN_LIFETIME) \
 	CHAOS_SETTLE=$(CHAOS_SETTLE) CHAOS_SEED=$(CHAOS_SEED) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" \
 	$(GOTEST) -count=1 -v -timeout 2h -run '^TestChaos$$' ./test/chaos

@@ -57,6 +57,9 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault injection: builds the binary and runs the stack for minutes")
 	}
+	if os.Getenv("CHAOS") != "1" {
+		t.Skip("fault injection runs with CHAOS=1: `make chaos`, or `make test TEST_CHAOS=1` for the short run")
+	}
 	cfg := Config{Seed: *seed, Duration: *duration, FaultEvery: *faultEvery, InstallEvery: *installEvery,
 		Reinstalls: *reinstalls, Outages: *outages, OutageMax: *outageMax, Controllers: 2, Webhooks: 2}
 	if cfg.Seed == 0 {
