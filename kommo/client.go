@@ -46,6 +46,10 @@ type Options struct {
 // DefaultQPS is Kommo's documented limit of 7 requests per second.
 const DefaultQPS = 7
 
+// BlockedPause is how long every call is held after Kommo answers with a block (an HTML
+// 403): Kommo blocks per IP and repeated requests extend the block.
+const BlockedPause = time.Minute
+
 // Client calls Kommo's OAuth, account and Chats APIs. It is safe for concurrent use.
 type Client struct {
 	hc       *http.Client
@@ -178,6 +182,10 @@ func (c *Client) do(ctx context.Context, k call) ([]byte, error) {
 		}
 	}
 	if err := c.lim.wait(ctx, k.host); err != nil {
+		var held *heldError
+		if errors.As(err, &held) {
+			return nil, &Error{Op: k.op, Host: k.host, Kind: held.kind, RetryAfter: held.left, cause: "held after an earlier refusal"}
+		}
 		e := &Error{Op: k.op, Host: k.host, Kind: KindTransient, cause: "rate limit wait timeout", err: context.DeadlineExceeded}
 		if errors.Is(err, context.Canceled) {
 			e.cause, e.err = "rate limit wait canceled", context.Canceled
@@ -216,10 +224,15 @@ func (c *Client) do(ctx context.Context, k call) ([]byte, error) {
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := classify(k.api, k.op, k.host, resp.StatusCode, resp.Header, data, c.now())
-		if e.Kind == KindRateLimited {
+		switch e.Kind {
+		case KindRateLimited:
 			// Kommo counts requests per caller IP: every request waits out retry_after,
 			// not just the one that was refused.
-			c.lim.holdUntil(c.lim.now().Add(e.RetryAfter))
+			c.lim.holdUntil(c.lim.now().Add(e.RetryAfter), e.Kind)
+		case KindBlocked:
+			// A block is per IP too, and more requests extend it: pause every call.
+			e.RetryAfter = BlockedPause
+			c.lim.holdUntil(c.lim.now().Add(BlockedPause), e.Kind)
 		}
 		return nil, e
 	}
