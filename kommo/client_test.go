@@ -276,7 +276,6 @@ func TestFaults(t *testing.T) {
 		t.Errorf("RetryAfterOf = %s, %v", d, ok)
 	}
 
-
 	for _, status := range []int{500, 502, 503} {
 		e.sim.Inject(kommotest.Fault{Op: "refresh", Host: host, Status: status})
 		ke = wantKind(t, errOf(e.c.Refresh(ctx, host, e.app, tok.RefreshToken)), kommo.KindTransient, status)
