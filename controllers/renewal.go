@@ -60,37 +60,3 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return b
 }
-
-// failureClass groups Kommo failures by how long to wait before the next attempt.
-type failureClass int
-
-const (
-	// failureTransient: 5xx, timeouts, connection errors, 429.
-	failureTransient failureClass = iota
-	// failureConfig: Kommo rejected our configuration (client secret, channel secret,
-	// channel id); a person has to fix something, so retries are rare.
-	failureConfig
-	// failureBlocked: an HTML 403, Kommo's IP block. Hammering it extends the block.
-	failureBlocked
-)
-
-// Backoff is the wait after the attempts-th consecutive failure: exponential from a base
-// that depends on the class, capped, and never shorter than what Kommo asked for
-// (retryAfter, from a 429).
-func Backoff(class failureClass, attempts int32, retryAfter time.Duration) time.Duration {
-	base, limit := 5*time.Second, 10*time.Minute
-	switch class {
-	case failureConfig:
-		base, limit = time.Minute, time.Hour
-	case failureBlocked:
-		base, limit = 5*time.Minute, time.Hour
-	}
-	d := limit
-	if attempts < 1 {
-		attempts = 1
-	}
-	if attempts <= 20 {
-		d = min(base<<(attempts-1), limit)
-	}
-	return max(d, retryAfter)
-}

@@ -41,6 +41,9 @@ type Options struct {
 	Observe func(api, operation string, code int, elapsed time.Duration)
 	// Now is the clock for Date headers and expiry maths; nil means time.Now.
 	Now func() time.Time
+	// BlockedPause is how long every call is held after a block (an HTML 403); 0 means
+	// BlockedPause.
+	BlockedPause time.Duration
 }
 
 // DefaultQPS is Kommo's documented limit of 7 requests per second.
@@ -57,12 +60,16 @@ type Client struct {
 	observe  func(api, operation string, code int, elapsed time.Duration)
 	now      func() time.Time
 	lim      *limiters
+	blocked  time.Duration
 }
 
 // NewClient returns a Client, or an error when Endpoint is not a bare http(s) base URL or
 // the rate settings are invalid.
 func NewClient(o Options) (*Client, error) {
-	c := &Client{observe: o.Observe, now: o.Now}
+	c := &Client{observe: o.Observe, now: o.Now, blocked: o.BlockedPause}
+	if c.blocked <= 0 {
+		c.blocked = BlockedPause
+	}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -231,8 +238,8 @@ func (c *Client) do(ctx context.Context, k call) ([]byte, error) {
 			c.lim.holdUntil(c.lim.now().Add(e.RetryAfter), e.Kind)
 		case KindBlocked:
 			// A block is per IP too, and more requests extend it: pause every call.
-			e.RetryAfter = BlockedPause
-			c.lim.holdUntil(c.lim.now().Add(BlockedPause), e.Kind)
+			e.RetryAfter = c.blocked
+			c.lim.holdUntil(c.lim.now().Add(c.blocked), e.Kind)
 		}
 		return nil, e
 	}

@@ -119,6 +119,13 @@ type KommoIntegrationStatus struct {
 	// chat holds the effective chat settings, defaults applied.
 	// +optional
 	Chat *ChatStatus `json:"chat,omitempty"`
+
+	// configVersion identifies the effective configuration: the generation and the
+	// resource versions of the referenced Secrets. It changes within seconds of a
+	// fix, and installations then retry at once what failed with the old one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ConfigVersion string `json:"configVersion,omitempty"`
 }
 
 // ChatStatus is the effective channel configuration installations connect
