@@ -112,12 +112,15 @@ func findBackoff(entries []kommov1.Backoff, concern string) *kommov1.Backoff {
 // differs), so that a fix is tried at once. scale multiplies the wait (tests shrink it).
 func BackoffLeft(entries []kommov1.Backoff, concern, configVersion string, now time.Time, scale float64) time.Duration {
 	b := findBackoff(entries, concern)
-	if b == nil || (b.ConfigVersion != "" && b.ConfigVersion != configVersion) {
+	if b == nil {
 		return 0
 	}
 	class := classOfReason(b.Reason)
-	if class == failureTerminal {
-		return forever
+	switch {
+	case class == failureTerminal:
+		return forever // no configuration revives a revoked refresh token
+	case b.ConfigVersion != "" && b.ConfigVersion != configVersion:
+		return 0
 	}
 	wait := Backoff(class, b.FailedAttempts, 0)
 	if scale > 0 {

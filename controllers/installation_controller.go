@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -116,6 +117,9 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		retErr = errors.Join(retErr, r.patch(ctx, s))
 		res = ctrl.Result{RequeueAfter: s.requeueAfter}
+		if s.stale && retErr == nil {
+			res = ctrl.Result{RequeueAfter: staleCacheRetry}
+		}
 	}()
 
 	if inst.Status.AccountDomain == "" {
@@ -170,7 +174,14 @@ func (r *InstallationReconciler) patch(ctx context.Context, s *installationScope
 	if equality.Semantic.DeepEqual(s.original.Status, s.inst.Status) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, s.inst, client.MergeFrom(s.original)); err != nil {
+	// Optimistic: a status computed from a cache that is behind (it has not seen our last
+	// patch yet) must not overwrite the newer one; such a pass runs again.
+	err := r.Status().Patch(ctx, s.inst, client.MergeFromWithOptions(s.original, client.MergeFromWithOptimisticLock{}))
+	switch {
+	case apierrors.IsConflict(err):
+		s.stale = true
+		return nil
+	case err != nil:
 		return client.IgnoreNotFound(err)
 	}
 	s.original.Status = *s.inst.Status.DeepCopy()

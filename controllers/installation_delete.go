@@ -32,6 +32,9 @@ func (r *InstallationReconciler) reconcileDelete(ctx context.Context, s *install
 		controllerutil.RemoveFinalizer(inst, kommov1.FinalizerChannel)
 		return nil
 	}
+	if ok, err := r.liveCheck(ctx, s); !ok || err != nil {
+		return err // gone already, or the cache is behind: decide on fresh data
+	}
 	channel := st.ConnectedChannel
 	giveUp := func(reason string) error {
 		r.Recorder.Eventf(inst, nil, corev1.EventTypeWarning, eventDisconnectFailed, "Disconnect",
@@ -69,9 +72,6 @@ func (r *InstallationReconciler) reconcileDelete(ctx context.Context, s *install
 	}
 	if r.waiting(s, concernDisconnect) {
 		return nil
-	}
-	if ok, err := r.liveCheck(ctx, s); !ok || err != nil {
-		return err
 	}
 	err = r.Kommo.Disconnect(ctx, s.host(), kommo.Channel{ID: channel.ChannelID, Secret: secret}, st.AmojoID)
 	if err != nil && kommo.KindOf(err) != kommo.KindNotFound {

@@ -41,10 +41,14 @@ func (r *InstallationReconciler) reconcileRevocation(ctx context.Context, s *ins
 	if s.tokens == nil {
 		return nil // nothing to revoke; decided once a grant exists
 	}
-	if st.AccountID == 0 {
+	account := st.AccountID
+	if account == 0 {
+		account = s.tokens.AccountID // from the token's claims, until the lookup confirms it
+	}
+	if account == 0 {
 		return nil // the account concern looks it up; the hook waits for it
 	}
-	if rev.AccountID != strconv.FormatInt(st.AccountID, 10) {
+	if rev.AccountID != strconv.FormatInt(account, 10) {
 		// Recorded on every installation whose account was not known yet.
 		r.revocationDecided(ctx, s, kommov1.OutcomeIgnored, kommov1.ReasonOtherAccount, "The hook is for account "+rev.AccountID)
 		return nil

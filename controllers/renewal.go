@@ -13,19 +13,24 @@ const (
 	// refreshJitterShare is the largest share of the lifetime subtracted at random so that
 	// installations created together do not all refresh in the same second.
 	refreshJitterShare = 0.10
+	// expiredRefreshRetry is when to refresh a token that is expired when issued.
+	expiredRefreshRetry = time.Minute
 )
 
 // RefreshTime is when to refresh a token that was issued at issued and expires at
 // expires: at two thirds of its lifetime, minus a jitter of up to 10 % of the lifetime
 // (jitter is a number in [0, 1)), at most maxRefreshInterval after issue, truncated to
-// whole seconds. A token that is already expired or has no lifetime is due at issue.
+// whole seconds. A token that is already expired or has no lifetime is due a minute
+// after issue.
 //
 // Truncation matters: status stores whole seconds, and a requeue computed from an
 // untruncated time would wake up just before the stored time and find nothing to do.
 func RefreshTime(issued, expires time.Time, jitter float64) time.Time {
 	lifetime := expires.Sub(issued)
 	if lifetime <= 0 {
-		return issued.Truncate(time.Second)
+		// Already expired by our clock (skew, or a token Kommo issued expired): try again
+		// soon, never in a loop.
+		return issued.Add(expiredRefreshRetry).Truncate(time.Second)
 	}
 	jitter = math.Min(math.Max(jitter, 0), 1)
 	at := expires.Add(-lifetime / 3).Add(-time.Duration(jitter * refreshJitterShare * float64(lifetime)))

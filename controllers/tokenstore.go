@@ -151,12 +151,14 @@ func (r *InstallationReconciler) syncTokenSecret(ctx context.Context, s *install
 	}
 	st := s.inst.Status
 	want := *s.tokens
-	want.AccountDomain, want.AccountID, want.AmojoID = s.host(), st.AccountID, st.AmojoID
-	if s.chat != nil {
-		want.ScopeID = st.ScopeID
-	} else {
-		want.ScopeID = ""
+	want.AccountDomain = s.host()
+	if st.AccountID != 0 {
+		want.AccountID = st.AccountID // else the token's claim, until the lookup confirms it
 	}
+	if st.AmojoID != "" {
+		want.AmojoID = st.AmojoID
+	}
+	want.ScopeID = st.ScopeID
 	cached := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: s.inst.Namespace, Name: tokenSecretName(s.inst.Name)}
 	if err := r.Get(ctx, key, cached); err == nil {

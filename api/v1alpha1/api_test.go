@@ -218,7 +218,10 @@ func TestInstallationTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	expires := metav1.NewTime(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	// The Account column is the effective host: after a subdomain rename it differs
+	// from spec.accountDomain (the name stays).
 	obj.Status = kommov1.KommoInstallationStatus{
+		AccountDomain:        "acme2.kommo.com",
 		ScopeID:              "344a5002-f8ca-454d-af3d-396180102ac7_52e591f7-c98f-4255-8495-827210138c81",
 		AccessTokenExpiresAt: &expires,
 		Conditions: []metav1.Condition{{
@@ -262,7 +265,7 @@ func TestInstallationTable(t *testing.T) {
 		t.Fatalf("rows = %d, want 1", len(table.Rows))
 	}
 	cells := fmt.Sprint(table.Rows[0].Cells[:5])
-	want := fmt.Sprint([]any{obj.Name, "acme.kommo.com", "False", kommov1.ReasonReinstallRequired, obj.Status.ScopeID})
+	want := fmt.Sprint([]any{obj.Name, "acme2.kommo.com", "False", kommov1.ReasonReinstallRequired, obj.Status.ScopeID})
 	if cells != want {
 		t.Errorf("cells = %s, want %s", cells, want)
 	}
