@@ -285,7 +285,7 @@ func TestExplainReadsLikeDocumentation(t *testing.T) {
 		want  []string
 	}{
 		{"kommoinstallation.spec", []string{"integrationRef", "accountDomain", "authorization", "revocation", "longLivedTokenSecretRef", "reinstall"}},
-		{"kommoinstallation.status", []string{"scopeID", "refreshTime", "failedAttempts", "whole seconds"}},
+		{"kommoinstallation.status", []string{"scopeID", "refreshTime", "backoffs", "lastAttempt", "lastRevocation", "accountDomain", "whole seconds"}},
 		{"kommointegration.spec", []string{"clientID", "redirectURI", "trailing slash", "accountDomains", "stateSecretRef", "tokenSecretTemplate"}},
 		{"kinst.spec.authorization.receivedAt", []string{"sub-second precision"}},
 	} {
