@@ -112,9 +112,15 @@ func TestIntegrationValidation(t *testing.T) {
 		{"browser redirect url scheme-relative", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "//evil.example.com/" }, "browserRedirectURL must be an absolute https URL"},
 		{"browser redirect url without host", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "https:///welcome" }, "browserRedirectURL must be an absolute https URL"},
 		{"browser redirect url empty", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "https://" }, "browserRedirectURL must be an absolute https URL"},
-		{"browser redirect url fragment", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/welcome#done" }, "browserRedirectURL must not contain a fragment"},
-		{"browser redirect url space", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/wel come" }, "browserRedirectURL must be printable ASCII"},
-		{"browser redirect url not ASCII", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/bienvenido/señor" }, "browserRedirectURL must be printable ASCII"},
+		{"browser redirect url fragment", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/welcome#done"
+		}, "browserRedirectURL must not contain a fragment"},
+		{"browser redirect url space", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/wel come"
+		}, "browserRedirectURL must be printable ASCII"},
+		{"browser redirect url not ASCII", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/bienvenido/señor"
+		}, "browserRedirectURL must be printable ASCII"},
 		{"browser redirect url too long", func(i *kommov1.KommoIntegration) {
 			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/" + strings.Repeat("a", 2048)
 		}, "Too long"},
