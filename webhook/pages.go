@@ -12,7 +12,7 @@ import (
 const pageStyle = `body{margin:0;padding:4rem 1rem;background:#f3f4f6;color:#1f2328;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}` +
 	`main{max-width:32rem;margin:0 auto;padding:1.5rem 2rem;background:#fff;border-radius:.5rem;border-top:.375rem solid #6e7781;box-shadow:0 1px 3px rgba(0,0,0,.15)}` +
 	`.ok{border-top-color:#1a7f37}.refused{border-top-color:#cf222e}` +
-	`h1{margin:0 0 .75rem;font-size:1.375rem;line-height:1.3}p{margin:0 0 .75rem}a{color:#0969da;font-weight:600}`
+	`h1{margin:0;font-size:1.375rem;line-height:1.3}p{margin:.75rem 0 0}a{color:#0969da;font-weight:600}`
 
 var (
 	pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
