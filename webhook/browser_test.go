@@ -157,12 +157,12 @@ func TestRealBrowser(t *testing.T) {
 			dom := browse(t, browser, tc.acceptLanguage,
 				h.base+redirectPath(ns, "onboard")+"?"+installQuery(host, code, "state", state).Encode(), "",
 				"--ignore-certificate-errors-spki-list="+site.spki)
-			if got := element(dom, "accept-language"); got != tc.header {
-				t.Fatalf("Chromium sent Accept-Language %q for --accept-lang=%s, want %q", got, tc.acceptLanguage, tc.header)
-			}
 			final, err := url.Parse(element(dom, "href"))
 			if err != nil || final.Host != strings.TrimPrefix(site.srv.URL, "https://") || final.Path != "/kommo/welcome" {
 				t.Fatalf("the browser ended on %q (%v), want the integration's site:\n%s", element(dom, "href"), err, dom)
+			}
+			if got := element(dom, "accept-language"); got != tc.header {
+				t.Fatalf("Chromium sent Accept-Language %q for --accept-lang=%s, want %q", got, tc.acceptLanguage, tc.header)
 			}
 			q := final.Query()
 			if q.Get("account") != host || q.Get("installation") != "onboard."+host || q.Get("from") != "kommo" || len(q) != 3 || final.Fragment != "" {
