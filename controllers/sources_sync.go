@@ -99,6 +99,19 @@ type sourcesSync struct {
 	calls    SourcesCalls
 	problems []sourceProblem
 
+	listed []kommo.Source
+	byKey  map[string]kommo.Source // Kommo's sources by lowercased external id
+
+	// state is status.sources being rebuilt, by lowercased externalID, in order.
+	state map[string]kommov1.SourceStatus
+	order []string
+
+	creates     []desiredSource
+	createPlans []kommov1.SourceStatus
+	updates     []kommo.SourceUpdate
+	updatePlans []kommov1.SourceStatus
+	deletes     []kommo.SourceRef
+
 	pipelines   []kommo.Pipeline
 	fetched     bool
 	fetchFailed error
@@ -109,154 +122,158 @@ func (s *sourcesSync) run(ctx context.Context) SourcesSyncResult {
 	if len(desired) == 0 && len(s.in.Previous) == 0 {
 		return SourcesSyncResult{}
 	}
-	res := SourcesSyncResult{Sources: s.in.Previous}
 	listed, err := s.api.ListSources(ctx, s.in.Host, s.in.AccessToken)
 	s.calls.List++
 	if err != nil {
-		return s.failed(res, err)
+		return s.failed(SourcesSyncResult{Sources: s.in.Previous}, err)
 	}
-	byKey := map[string]kommo.Source{}
+	s.listed, s.byKey = listed, map[string]kommo.Source{}
 	for _, k := range listed {
-		byKey[strings.ToLower(k.ExternalID)] = k
+		s.byKey[strings.ToLower(k.ExternalID)] = k
 	}
+	s.carryPrevious()
+	if err := s.plan(ctx, desired); err != nil {
+		return s.failed(s.result(), err)
+	}
+	if err := s.apply(ctx); err != nil {
+		return s.failed(s.result(), err)
+	}
+	res := s.result()
+	res.Condition = s.condition(len(desired))
+	return res
+}
 
-	// state is status.sources being rebuilt, by lowercased externalID.
-	state := map[string]kommov1.SourceStatus{}
-	var order []string
-	put := func(st kommov1.SourceStatus) {
-		key := strings.ToLower(st.ExternalID)
-		if _, ok := state[key]; !ok {
-			order = append(order, key)
-		}
-		state[key] = st
+func (s *sourcesSync) put(st kommov1.SourceStatus) {
+	key := strings.ToLower(st.ExternalID)
+	if _, ok := s.state[key]; !ok {
+		s.order = append(s.order, key)
 	}
+	s.state[key] = st
+}
+
+// carryPrevious starts the new status from the previous one, as far as Kommo still has
+// those sources.
+func (s *sourcesSync) carryPrevious() {
+	s.state = map[string]kommov1.SourceStatus{}
 	for _, p := range s.in.Previous {
-		k, ok := byKey[strings.ToLower(p.ExternalID)]
+		k, ok := s.byKey[strings.ToLower(p.ExternalID)]
 		switch {
-		case !ok: // gone from Kommo: forget it (recreated below if still declared)
-		case k.ID != p.ID: // replaced by someone else: not ours to delete
+		case !ok: // gone from Kommo: forgotten, and created again if still declared
+		case k.ID != p.ID: // replaced by someone else: not the operator's to delete
 			p.ID, p.PipelineID, p.Ownership = k.ID, k.PipelineID, kommov1.SourceAdopted
 			p.PipelineName, p.MainPipeline = "", false
-			put(p)
+			s.put(p)
 		default:
-			put(p)
+			s.put(p)
 		}
 	}
+}
 
+// plan decides what to create, patch and delete. Only a failure to read the pipelines
+// is returned; problems with single sources are recorded and those sources skipped.
+func (s *sourcesSync) plan(ctx context.Context, desired []desiredSource) error {
 	wanted := map[string]bool{}
-	var creates []desiredSource
-	var createPlans []kommov1.SourceStatus
-	var updates []kommo.SourceUpdate
-	var updatePlans []kommov1.SourceStatus
 	for _, d := range desired {
 		wanted[d.key] = true
 		if s.in.WidgetCode != "" && strings.EqualFold(d.ExternalID, s.in.WidgetCode) {
 			s.problem(kommov1.ReasonSourceRejected, d.ExternalID, "is the widget code: Kommo owns that source")
 			continue
 		}
-		prev, hasPrev := state[d.key]
-		k, exists := byKey[d.key]
+		prev, hasPrev := s.state[d.key]
+		k, exists := s.byKey[d.key]
 		plan, ok := s.resolvePipeline(ctx, d, prev, hasPrev, exists)
+		if s.fetchFailed != nil {
+			return s.fetchFailed
+		}
 		if !ok {
-			if s.fetchFailed != nil {
-				return s.failed(s.result(res, state, order), s.fetchFailed)
-			}
 			continue
 		}
-		if !exists {
+		switch {
+		case !exists:
 			plan.Ownership = kommov1.SourceCreated
-			creates = append(creates, d)
-			createPlans = append(createPlans, plan)
+			s.creates, s.createPlans = append(s.creates, d), append(s.createPlans, plan)
 			continue
-		}
-		if !hasPrev {
+		case hasPrev:
+			plan.Ownership = prev.Ownership
+		default:
 			plan.Ownership = kommov1.SourceAdopted
 			s.calls.Adopted++
-		} else {
-			plan.Ownership = prev.Ownership
+			// Recorded at once: adopted even if the patch below fails.
+			s.put(kommov1.SourceStatus{ExternalID: d.ExternalID, ID: k.ID, PipelineID: k.PipelineID, Ownership: kommov1.SourceAdopted})
 		}
 		plan.ID = k.ID
 		if drifted(k, d, plan.PipelineID) {
-			if !hasPrev {
-				put(kommov1.SourceStatus{ExternalID: d.ExternalID, ID: k.ID, PipelineID: k.PipelineID, Ownership: kommov1.SourceAdopted})
-			}
-			updates = append(updates, kommo.SourceUpdate{ID: k.ID, ExternalID: d.ExternalID, Name: d.Name,
+			s.updates = append(s.updates, kommo.SourceUpdate{ID: k.ID, ExternalID: d.ExternalID, Name: d.Name,
 				PipelineID: plan.PipelineID, Default: d.Default, OriginCode: d.OriginCode})
-			updatePlans = append(updatePlans, plan)
+			s.updatePlans = append(s.updatePlans, plan)
 			continue
 		}
 		plan.PipelineID = k.PipelineID
-		put(plan)
+		s.put(plan)
 	}
+	for _, key := range s.order {
+		st := s.state[key]
+		switch {
+		case wanted[key]:
+		case st.Ownership == kommov1.SourceCreated:
+			s.deletes = append(s.deletes, kommo.SourceRef{ID: st.ID, ExternalID: st.ExternalID})
+		default:
+			delete(s.state, key) // adopted: forgotten, left in Kommo
+		}
+	}
+	return nil
+}
 
-	// Deletes first: they free room under the limit.
-	var deletes []kommo.SourceRef
-	for _, key := range order {
-		st := state[key]
-		if wanted[key] {
-			continue
-		}
-		if st.Ownership == kommov1.SourceCreated {
-			deletes = append(deletes, kommo.SourceRef{ID: st.ID, ExternalID: st.ExternalID})
-			continue
-		}
-		delete(state, key) // adopted: forget it, leave it in Kommo
-	}
-	if len(deletes) > 0 {
-		gone, err := s.deleteSources(ctx, deletes)
+// apply deletes first (freeing room under the limit), then patches, then creates.
+func (s *sourcesSync) apply(ctx context.Context) error {
+	if len(s.deletes) > 0 {
+		gone, err := s.deleteSources(ctx, s.deletes)
 		for _, ref := range gone {
-			delete(state, strings.ToLower(ref.ExternalID))
+			delete(s.state, strings.ToLower(ref.ExternalID))
 		}
 		if err != nil {
-			return s.failed(s.result(res, state, order), err)
+			return err
 		}
 	}
-
-	if len(updates) > 0 {
-		done, err := s.updateSources(ctx, updates)
-		for i, u := range updates {
+	if len(s.updates) > 0 {
+		done, err := s.updateSources(ctx, s.updates)
+		for i, u := range s.updates {
 			if k, ok := done[u.ID]; ok {
-				plan := updatePlans[i]
+				plan := s.updatePlans[i]
 				plan.PipelineID = k.PipelineID
-				put(plan)
+				s.put(plan)
 			}
 		}
 		if err != nil {
-			return s.failed(s.result(res, state, order), err)
+			return err
 		}
 	}
-
-	// Room under the limit: Kommo counts every source of the integration, known or not.
-	room := s.limit - (len(listed) - len(deletes))
-	if len(creates) > room {
-		for _, d := range creates[max(room, 0):] {
+	// Kommo counts every source of the integration, known to the operator or not.
+	room := max(s.limit-(len(s.listed)-len(s.deletes)), 0)
+	if len(s.creates) > room {
+		for _, d := range s.creates[room:] {
 			s.problem(kommov1.ReasonSourceLimitReached, d.ExternalID, fmt.Sprintf("is over Kommo's limit of %d sources per integration in an account", s.limit))
 		}
-		creates, createPlans = creates[:max(room, 0)], createPlans[:max(room, 0)]
+		s.creates, s.createPlans = s.creates[:room], s.createPlans[:room]
 	}
-	if len(creates) > 0 {
-		made, err := s.createSources(ctx, creates, createPlans)
-		for i, d := range creates {
-			if k, ok := made[d.key]; ok {
-				plan := createPlans[i]
-				plan.ID, plan.PipelineID = k.ID, k.PipelineID
-				put(plan)
-			}
-		}
-		if err != nil {
-			return s.failed(s.result(res, state, order), err)
+	if len(s.creates) == 0 {
+		return nil
+	}
+	made, err := s.createSources(ctx, s.creates, s.createPlans)
+	for i, d := range s.creates {
+		if k, ok := made[d.key]; ok {
+			plan := s.createPlans[i]
+			plan.ID, plan.PipelineID = k.ID, k.PipelineID
+			s.put(plan)
 		}
 	}
-
-	res = s.result(res, state, order)
-	res.Condition = s.condition(len(desired))
-	return res
+	return err
 }
 
 // resolvePipeline works out the pipeline a declaration wants, reading the account's
 // pipelines only when the previous sync did not already resolve the same declaration.
-// ok is false when the source must be skipped (a problem is recorded) or the pipelines
-// could not be read (fetchFailed is set).
+// ok is false when the source must be skipped (a problem is recorded), or when the
+// pipelines could not be read (fetchFailed is set).
 func (s *sourcesSync) resolvePipeline(ctx context.Context, d desiredSource, prev kommov1.SourceStatus, hasPrev, exists bool) (kommov1.SourceStatus, bool) {
 	plan := kommov1.SourceStatus{ExternalID: d.ExternalID, PipelineName: d.PipelineName}
 	switch {
@@ -469,15 +486,14 @@ func (s *sourcesSync) problem(reason, externalID, detail string) {
 	s.problems = append(s.problems, sourceProblem{reason: reason, externalID: externalID, detail: detail})
 }
 
-// result fills in the rebuilt status, in a stable order.
-func (s *sourcesSync) result(res SourcesSyncResult, state map[string]kommov1.SourceStatus, order []string) SourcesSyncResult {
-	res.Sources = nil
-	for _, key := range order {
-		if st, ok := state[key]; ok {
+// result holds the rebuilt status, in a stable order.
+func (s *sourcesSync) result() SourcesSyncResult {
+	res := SourcesSyncResult{Calls: s.calls}
+	for _, key := range s.order {
+		if st, ok := s.state[key]; ok {
 			res.Sources = append(res.Sources, st)
 		}
 	}
-	res.Calls = s.calls
 	return res
 }
 
