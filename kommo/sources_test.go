@@ -238,3 +238,24 @@ func TestSourcesObserved(t *testing.T) {
 		t.Errorf("no token: %v", err)
 	}
 }
+
+// A 400 body is Kommo's to write (or a proxy's): whatever it holds, the parsed items carry
+// only safe codes and known fields, never text from the body.
+func FuzzParseItemErrors(f *testing.F) {
+	f.Add([]byte(`{"validation-errors":[{"request_id":"1","errors":[{"code":"NotSupportedChoice","path":"1.pipeline_id","detail":"x"}]}]}`))
+	f.Add([]byte(`{"errors":[{"request_id":0,"errors":{"code":"EntityNotFound","path":"id"}}]}`))
+	f.Add([]byte(`{"errors":[{"request_id":"-1","errors":[]}]}`))
+	fields := map[string]bool{"": true, "id": true, "name": true, "external_id": true, "pipeline_id": true, "default": true, "origin_code": true, "services": true}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		seen := map[int]bool{}
+		for _, ie := range kommo.ParseItemErrors(body) {
+			if ie.Index < 0 || seen[ie.Index] {
+				t.Fatalf("index %d (negative or repeated)", ie.Index)
+			}
+			seen[ie.Index] = true
+			if !fields[ie.Field] || len(ie.Code) > 64 || strings.ContainsAny(ie.Code, " <>\"'") {
+				t.Fatalf("unsafe item error %+v", ie)
+			}
+		}
+	})
+}
