@@ -447,3 +447,33 @@ func TestSyncSourcesWidgetCodeIsKommos(t *testing.T) {
 		t.Errorf("a did not sync")
 	}
 }
+
+func TestSourcesInputAndRecord(t *testing.T) {
+	integration := &kommov1.KommoIntegration{Spec: kommov1.KommoIntegrationSpec{
+		Chat:       &kommov1.ChatSpec{Code: originCode},
+		WidgetCode: "wa_bridge",
+		Sources:    []kommov1.Source{{ExternalID: "t", Name: "T"}},
+	}}
+	inst := &kommov1.KommoInstallation{
+		ObjectMeta: metav1.ObjectMeta{Generation: 4},
+		Spec:       kommov1.KommoInstallationSpec{AccountDomain: "old.kommo.com", Sources: []kommov1.Source{{ExternalID: "i", Name: "I"}}},
+		Status:     kommov1.KommoInstallationStatus{AccountDomain: "new.kommo.com", Sources: []kommov1.SourceStatus{{ExternalID: "i", ID: 1, Ownership: kommov1.SourceCreated}}},
+	}
+	in := controllers.SourcesInput(integration, inst, "tok")
+	if in.Host != "new.kommo.com" || in.OriginCode != originCode || in.WidgetCode != "wa_bridge" || in.AccessToken != "tok" ||
+		len(in.Template) != 1 || len(in.Declared) != 1 || len(in.Previous) != 1 {
+		t.Fatalf("input %+v", in)
+	}
+	controllers.RecordSources(inst, controllers.SourcesSyncResult{
+		Sources:   []kommov1.SourceStatus{{ExternalID: "i", ID: 2, Ownership: kommov1.SourceCreated}},
+		Condition: metav1.Condition{Type: kommov1.ConditionSourcesSynced, Status: metav1.ConditionTrue, Reason: kommov1.ReasonSynced, Message: "ok"},
+	})
+	c := inst.Status.Conditions
+	if len(c) != 1 || c[0].ObservedGeneration != 4 || c[0].LastTransitionTime.IsZero() || inst.Status.Sources[0].ID != 2 {
+		t.Fatalf("recorded %+v, %+v", c, inst.Status.Sources)
+	}
+	controllers.RecordSources(inst, controllers.SourcesSyncResult{})
+	if len(inst.Status.Conditions) != 0 || inst.Status.Sources != nil {
+		t.Fatalf("nothing to sync left %+v, %+v", inst.Status.Conditions, inst.Status.Sources)
+	}
+}
