@@ -13,7 +13,8 @@ import (
 //	POST /_sim/revoke?account=HOST&client_id=ID      → the revoke hook query string (RevokeAccess)
 //	POST /_sim/rename?from=HOST&to=HOST              → 204 (Rename)
 //	POST /_sim/fault                                 → 204; body {"op","host","times","status","hint",
-//	                                                   "htmlBlocked","retryAfter":"3s","latency":"1s","dropResponse"} (Inject)
+//	                                                   "htmlBlocked","retryAfter":"3s","latency":"1s","dropResponse",
+//	                                                   "externalID"} (Inject)
 //	GET  /_sim/calls                                 → the call log as JSON (Calls)
 //	GET  /_sim/connection?channel=ID&account=HOST    → {"connected":bool,"scope_id":"…"}
 //	GET  /_sim/account?account=HOST                  → {"id":…,"amojo_id":"…"} or 404
