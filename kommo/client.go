@@ -36,8 +36,8 @@ type Options struct {
 	// overruns block the IP).
 	Burst int
 	// Observe, when set, is called after every HTTP exchange, e.g. for metrics. api is
-	// "oauth", "account" or "chats"; operation is the Error.Op name; code is the HTTP
-	// status, 0 when no response arrived.
+	// "oauth", "account" (the account, sources and pipelines APIs) or "chats"; operation is
+	// the Error.Op name; code is the HTTP status, 0 when no response arrived.
 	Observe func(api, operation string, code int, elapsed time.Duration)
 	// Now is the clock for Date headers and expiry maths; nil means time.Now.
 	Now func() time.Time
@@ -132,6 +132,12 @@ const (
 	opAccount    = "account"
 	opConnect    = "connect"
 	opDisconnect = "disconnect"
+
+	opListSources   = "list_sources"
+	opCreateSources = "create_sources"
+	opUpdateSources = "update_sources"
+	opDeleteSources = "delete_sources"
+	opPipelines     = "pipelines"
 )
 
 // maxResponseBody bounds what is read from Kommo; real responses are a few KiB.
@@ -149,6 +155,7 @@ type call struct {
 	header  http.Header
 	body    []byte // sent exactly
 	secrets bool   // the body carries the client secret: HTTPS only
+	items   bool   // a batch: a 400 body names the refused items (Error.Items)
 }
 
 // requestURL returns the URL to send to, honouring Endpoint.
@@ -231,6 +238,9 @@ func (c *Client) do(ctx context.Context, k call) ([]byte, error) {
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := classify(k.api, k.op, k.host, resp.StatusCode, resp.Header, data, c.now())
+		if k.items && resp.StatusCode == http.StatusBadRequest {
+			e.Items = parseItemErrors(data)
+		}
 		switch e.Kind {
 		case KindRateLimited:
 			// Kommo counts requests per caller IP: every request waits out retry_after,

@@ -40,6 +40,20 @@ type KommoInstallationSpec struct {
 	// it runs out.
 	// +optional
 	LongLivedTokenSecretRef *SecretKeyRef `json:"longLivedTokenSecretRef,omitempty"`
+
+	// sources are lead sources for this account only, added to the
+	// KommoIntegration's spec.sources (and winning on the same externalID; a
+	// default here overrides a default there). Written by the integration's
+	// backend with its own field manager through server-side apply, e.g. one
+	// per connected phone number; the webhook and the controller never touch
+	// this field.
+	// +optional
+	// +listType=map
+	// +listMapKey=externalID
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, b.externalID.lowerAscii() == a.externalID.lowerAscii()))",message="sources must have distinct externalIDs, ignoring case"
+	// +kubebuilder:validation:XValidation:rule="self.filter(s, has(s.default) && s.default).size() <= 1",message="at most one source may be the default"
+	Sources []Source `json:"sources,omitempty"`
 }
 
 // Authorization is one install as Kommo sent it to the Redirect URI.
@@ -268,6 +282,16 @@ type KommoInstallationStatus struct {
 	// +listMapKey=concern
 	// +kubebuilder:validation:MaxItems=8
 	Backoffs []Backoff `json:"backoffs,omitempty"`
+
+	// sources are the Kommo sources the operator manages in the account:
+	// externalID to Kommo's source id and pipeline id. Sources it did not
+	// create or adopt (including the one Kommo creates with the widget code)
+	// are never listed here nor touched.
+	// +optional
+	// +listType=map
+	// +listMapKey=externalID
+	// +kubebuilder:validation:MaxItems=100
+	Sources []SourceStatus `json:"sources,omitempty"`
 }
 
 // KommoInstallation is one install of a KommoIntegration in one Kommo account,
