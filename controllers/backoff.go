@@ -16,6 +16,7 @@ const (
 	concernRevocation = "Revocation" // confirming a revocation hook with Kommo
 	concernAccount    = "Account"    // looking up the account id and amojo_id
 	concernChannel    = "Channel"    // connecting (or switching) the chat channel
+	concernSources    = "Sources"    // keeping the declared lead sources
 	concernDisconnect = "Disconnect" // disconnecting on deletion
 )
 

@@ -147,6 +147,7 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.reconcileGrant,
 		r.reconcileAccount,
 		r.reconcileChannel,
+		r.reconcileSources,
 		r.syncTokenSecret,
 		r.collectFailedInstall,
 	} {

@@ -13,7 +13,8 @@ import (
 // summarize writes the conditions from what the concerns left in the status and scope:
 // Authorized (the grant), Installed (the latest attempt), ChannelConnected and Ready, the
 // summary. Ready means the backend can work now: a valid access token and, with chat, a
-// connected channel. A failed attempt or a failing refresh shows on its own condition.
+// connected channel; declared sources that do not sync show last. A failed attempt or a
+// failing refresh shows on its own condition.
 func summarize(s *installationScope) {
 	st := &s.inst.Status
 	set := func(c metav1.Condition) {
@@ -36,6 +37,7 @@ func summarize(s *installationScope) {
 	if channel != nil {
 		set(*channel)
 	}
+	sources := meta.FindStatusCondition(st.Conditions, kommov1.ConditionSourcesSynced) // set by the sources concern
 
 	ready := metav1.Condition{Type: kommov1.ConditionReady, Status: metav1.ConditionTrue, Reason: kommov1.ReasonReady, Message: "Authorized"}
 	switch {
@@ -45,6 +47,8 @@ func summarize(s *installationScope) {
 		ready.Status, ready.Reason, ready.Message = auth.Status, auth.Reason, auth.Message
 	case channel != nil && channel.Status != metav1.ConditionTrue:
 		ready.Status, ready.Reason, ready.Message = channel.Status, channel.Reason, channel.Message
+	case sources != nil && sources.Status == metav1.ConditionFalse:
+		ready.Status, ready.Reason, ready.Message = sources.Status, sources.Reason, sources.Message
 	default:
 		if channel != nil {
 			ready.Message = "Authorized and channel connected"

@@ -167,6 +167,23 @@ type ConnectedChannel struct {
 	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
 }
 
+// SourcesSync records one successful sync of an installation's sources.
+type SourcesSync struct {
+	// time of the sync.
+	// +required
+	Time metav1.Time `json:"time"`
+
+	// install is status.installedAt at the time.
+	// +optional
+	Install *metav1.MicroTime `json:"install,omitempty"`
+
+	// declarations is a digest of what was declared (both lists, the origin and
+	// widget codes); a different one syncs again.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Declarations string `json:"declarations,omitempty"`
+}
+
 // Backoff is the persisted retry state of one concern after Kommo-side
 // failures. Each concern waits out its own: a failing channel never delays a
 // due token refresh.
@@ -292,6 +309,12 @@ type KommoInstallationStatus struct {
 	// +listMapKey=externalID
 	// +kubebuilder:validation:MaxItems=100
 	Sources []SourceStatus `json:"sources,omitempty"`
+
+	// sourcesSynced is when the sources were last synced and for what: a new
+	// install or a change of the declared sources syncs again at once, drift is
+	// repaired hourly.
+	// +optional
+	SourcesSynced *SourcesSync `json:"sourcesSynced,omitempty"`
 }
 
 // KommoInstallation is one install of a KommoIntegration in one Kommo account,

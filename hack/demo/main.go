@@ -55,7 +55,7 @@ func main() {
 	simulator := flag.String("simulator", filepath.Join(root, "bin", "kommosim"), "the Kommo simulator binary (make build-sim)")
 	dir := flag.String("dir", filepath.Join(root, "bin", "demo"), "where kubeconfigs and logs go")
 	account := flag.String("account", "acme.kommo.com", "the Kommo account host that installs the integration")
-	sources := flag.Bool("sources", false, "after the install, declare a source on the KommoIntegration and wait until the installation's status.sources has it")
+	sources := flag.Bool("sources", true, "after the install, declare a source on the KommoIntegration and wait until the installation's status.sources has it")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
