@@ -62,6 +62,11 @@ type Options struct {
 	// CodeLifetime and not yet processed by the controller; zero or less disables the cap
 	// (--max-pending-installations).
 	MaxPendingInstallations int
+	// MaxPendingPerClient is the share of MaxPendingInstallations one client IP (IPv6:
+	// one /64) may hold in this replica: installs it sent within CodeLifetime that have
+	// not become a working grant. Zero or less: no share, only the cap
+	// (--max-pending-installations-per-ip).
+	MaxPendingPerClient int
 	// RequestDeadline is the time within which every request is answered, whatever the
 	// API server does (--request-deadline). Writes not done by then go on in the
 	// background.
@@ -92,6 +97,7 @@ func DefaultOptions() Options {
 		RateLimit:               5,
 		RateBurst:               20,
 		MaxPendingInstallations: 500,
+		MaxPendingPerClient:     50,
 		RequestDeadline:         2500 * time.Millisecond,
 		ShutdownDelay:           5 * time.Second,
 		ShutdownTimeout:         12 * time.Second,

@@ -257,30 +257,81 @@ func TestInstallsInTheSameInstantAreOrdered(t *testing.T) {
 	}
 }
 
-// An install that reaches the API server after a newer one (a slow replica, a deferred
-// write) must not move receivedAt backwards.
-func TestOlderInstallNeverOverwritesNewer(t *testing.T) {
-	h := startWebhook(t, nil, testOptions(), nil)
+// Installs are not ordered by the clocks of different replicas: a different code always
+// becomes the current authorization, the same code is a duplicate.
+func TestInstallsAreNotOrderedByClocks(t *testing.T) {
+	ahead := startWebhook(t, nil, testOptions(), clockAt(time.Hour))
+	behind := startWebhook(t, nil, testOptions(), clockAt(-time.Hour))
 	ns := env.Namespace(t)
-	integ := h.createIntegration(ns, "bridge")
-	if resp := h.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("new"))); resp.status != http.StatusOK {
+	ahead.createIntegration(ns, "bridge")
+	behind.waitCached(client.ObjectKey{Namespace: ns, Name: "bridge"}, &kommov1.KommoIntegration{}, nil)
+	if resp := ahead.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("first"))); resp.status != http.StatusOK {
 		t.Fatalf("%d %q", resp.status, resp.body)
 	}
-	newer := getInstallation(t, ns, "bridge.acme.kommo.com")
-	old := install{
-		key:         client.ObjectKeyFromObject(newer),
-		integration: integ,
-		host:        "acme.kommo.com",
-		code:        testCode("old"),
-		secretName:  codeSecretName(ns, "bridge", "acme.kommo.com", testCode("old")),
-		receivedAt:  newer.Spec.Authorization.ReceivedAt.Add(-time.Millisecond),
+	first := getInstallation(t, ns, "bridge.acme.kommo.com")
+	recorded := requests(routeRedirect, outcomeRecorded)
+	if resp := behind.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("second"))); resp.status != http.StatusOK {
+		t.Fatalf("%d %q", resp.status, resp.body)
 	}
-	outcome, err := h.srv.recordInstall(context.Background(), old, h.srv.log)
-	if err != nil || outcome != outcomeDuplicate {
-		t.Fatalf("outcome %q, %v; want duplicate", outcome, err)
+	if d := requests(routeRedirect, outcomeRecorded) - recorded; d != 1 {
+		t.Errorf("recorded +%v, want 1", d)
 	}
-	if got := getInstallation(t, ns, "bridge.acme.kommo.com"); got.ResourceVersion != newer.ResourceVersion {
-		t.Errorf("the older install was written: %+v", got.Spec.Authorization)
+	second := getInstallation(t, ns, "bridge.acme.kommo.com")
+	if got := second.Spec.Authorization.CodeSecretRef.Name; got != wantSecretName(ns, "bridge", "acme.kommo.com", testCode("second")) {
+		t.Fatalf("the later install was dropped: codeSecretRef %s", got)
+	}
+	if second.UID != first.UID {
+		t.Error("a new object")
+	}
+	// The first code again, through either replica: it is on the object no more, so it is
+	// an install again (Kommo never resends; a browser may); the second code again is a
+	// duplicate.
+	cached := &kommov1.KommoInstallation{}
+	behind.waitCached(client.ObjectKeyFromObject(second), cached, func() bool { return cached.ResourceVersion == second.ResourceVersion })
+	dups := requests(routeRedirect, outcomeDuplicate)
+	if resp := behind.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("second"))); resp.status != http.StatusOK {
+		t.Fatalf("%d %q", resp.status, resp.body)
+	}
+	if d := requests(routeRedirect, outcomeDuplicate) - dups; d != 1 {
+		t.Errorf("duplicate +%v, want 1", d)
+	}
+	if got := getInstallation(t, ns, "bridge.acme.kommo.com"); got.ResourceVersion != second.ResourceVersion {
+		t.Error("a duplicate re-patched the installation")
+	}
+}
+
+// Two replicas can stamp the same microsecond. The controller identifies an install by
+// its receivedAt: a new install must never carry the receivedAt of one it processed.
+func TestReceivedAtStaysDistinctAcrossReplicas(t *testing.T) {
+	frozen := time.Now().UTC().Truncate(time.Microsecond)
+	stopped := func(s *Server) { s.now = func() time.Time { return frozen } }
+	a := startWebhook(t, nil, testOptions(), stopped)
+	b := startWebhook(t, nil, testOptions(), stopped)
+	ns := env.Namespace(t)
+	a.createIntegration(ns, "bridge")
+	b.waitCached(client.ObjectKey{Namespace: ns, Name: "bridge"}, &kommov1.KommoIntegration{}, nil)
+	if resp := a.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("one"))); resp.status != http.StatusOK {
+		t.Fatalf("%d %q", resp.status, resp.body)
+	}
+	// The controller processes it (its attempt failed: a failed attempt counts as processed too).
+	inst := getInstallation(t, ns, "bridge.acme.kommo.com")
+	done := inst.Spec.Authorization.ReceivedAt
+	inst.Status.LastAttempt = &kommov1.Outcome{ReceivedAt: done, Result: kommov1.OutcomeFailed, Reason: "InvalidCode", Time: metav1.Now()}
+	if err := env.Client.Status().Update(context.Background(), inst); err != nil {
+		t.Fatal(err)
+	}
+	if resp := b.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("two"))); resp.status != http.StatusOK {
+		t.Fatalf("%d %q", resp.status, resp.body)
+	}
+	a2 := getInstallation(t, ns, "bridge.acme.kommo.com").Spec.Authorization
+	if a2.CodeSecretRef.Name != wantSecretName(ns, "bridge", "acme.kommo.com", testCode("two")) {
+		t.Fatalf("the second install was not recorded: %s", a2.CodeSecretRef.Name)
+	}
+	if a2.ReceivedAt.Equal(&done) {
+		t.Errorf("the new install carries the processed install's receivedAt %v", done)
+	}
+	if a2.ReceivedAt.Sub(done.Time) > time.Millisecond {
+		t.Errorf("receivedAt moved %v from the instant it was received", a2.ReceivedAt.Sub(done.Time))
 	}
 }
 

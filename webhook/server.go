@@ -29,9 +29,6 @@ import (
 // fieldOwner names the webhook in managedFields.
 const fieldOwner = client.FieldOwner("kommo-operator-webhook")
 
-// indexIntegrationRef indexes KommoInstallations by spec.integrationRef.name in the cache.
-const indexIntegrationRef = "spec.integrationRef.name"
-
 // Server serves Kommo's install redirect and "access revoked" hook. It is a manager
 // Runnable that every replica runs (no leader election).
 type Server struct {
@@ -46,6 +43,7 @@ type Server struct {
 	// inflight counts this replica's install writes per integration, for the pending cap.
 	pendingMu sync.Mutex
 	inflight  map[client.ObjectKey]int
+	shares    *clientShares // under pendingMu
 
 	now       func() time.Time // the clock of receivedAt; tests stop it
 	stampMu   sync.Mutex
@@ -71,11 +69,8 @@ func Setup(mgr manager.Manager, opts Options) (*Server, error) {
 	ctx := context.Background()
 	// Registering the informers here makes the cache sync them before the server starts:
 	// answering "unknown integration" from an empty cache would lose installs.
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &kommov1.KommoInstallation{}, indexIntegrationRef,
-		func(o client.Object) []string {
-			return []string{o.(*kommov1.KommoInstallation).Spec.IntegrationRef.Name}
-		}); err != nil {
-		return nil, fmt.Errorf("indexing KommoInstallations: %w", err)
+	if err := addIndexes(ctx, mgr); err != nil {
+		return nil, err
 	}
 	if _, err := mgr.GetCache().GetInformer(ctx, &kommov1.KommoIntegration{}); err != nil {
 		return nil, fmt.Errorf("watching KommoIntegrations: %w", err)
@@ -102,6 +97,7 @@ func newServer(c cache.Cache, apiReader client.Reader, cl client.Client, log log
 		log:       log,
 		limiter:   newIPLimiter(opts.RateLimit, opts.RateBurst, maxTrackedClients, time.Now),
 		inflight:  make(map[client.ObjectKey]int),
+		shares:    newClientShares(opts.MaxPendingPerClient, opts.CodeLifetime),
 		now:       time.Now,
 	}
 	s.jobsCtx, s.cancelJobs = context.WithCancel(context.Background())
