@@ -55,13 +55,14 @@ type Server struct {
 	jobsCtx    context.Context
 	cancelJobs context.CancelFunc
 
-	addr  atomic.Pointer[string]
-	ready atomic.Bool
+	addr     atomic.Pointer[string]
+	ready    atomic.Bool
+	writable atomic.Bool // the last write probes succeeded; see probeWrites
 }
 
-// Setup creates the webhook server in mgr: it registers the cache's informers and index,
-// the health and readiness checks (ready once the cache has synced and the listener is
-// up), and the server as a Runnable. Create mgr with ManagerOptions.
+// Setup creates the webhook server in mgr: it registers the cache's informers and indexes,
+// the health and readiness checks (ready once the cache has synced, the listener is up
+// and the API server takes writes), and the server as a Runnable. Create mgr with ManagerOptions.
 func Setup(mgr manager.Manager, opts Options) (*Server, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -160,6 +161,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.addr.Store(&addr)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
+	go s.probeWrites(probeCtx)
 	s.ready.Store(true)
 	s.log.Info("Serving Kommo routes", "address", addr)
 
@@ -210,6 +214,9 @@ func (s *Server) drain(ctx context.Context) error {
 func (s *Server) readyz(*http.Request) error {
 	if !s.ready.Load() {
 		return errors.New("not serving")
+	}
+	if !s.writable.Load() {
+		return errors.New("cannot write to the API server")
 	}
 	return nil
 }
