@@ -112,7 +112,7 @@ func DefaultOptions() Options {
 		ShutdownTimeout:         15 * time.Second,
 		AttemptTimeout:          10 * time.Second,
 		WriteProbeInterval:      5 * time.Second,
-		WriteProbeTimeout:       2 * time.Second,
+		WriteProbeTimeout:       3 * time.Second,
 		ProbeNamespace:          "default",
 		CodeLifetime:            defaultCodeLifetime,
 	}

@@ -175,6 +175,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("webhook: serving: %w", err)
 	}
 	s.ready.Store(false)
+	// Answers from now on say Connection: close, so that proxies holding keep-alive
+	// connections open new ones, to replicas that stay.
+	srv.SetKeepAlivesEnabled(false)
 	if d := s.opts.ShutdownDelay; d > 0 {
 		s.log.Info("Shutting down: serving unready until traffic stops", "delay", d.String())
 		t := time.NewTimer(d)

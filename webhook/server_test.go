@@ -106,8 +106,16 @@ func TestProbesAndMetrics(t *testing.T) {
 		code, _, err := httpGet("http://" + probeAddr + "/readyz")
 		return err == nil && code != http.StatusOK
 	})
-	if resp := h.get(redirectPath(ns, "bridge"), installQuery("late.kommo.com", testCode("late"))); resp.status != http.StatusOK {
-		t.Errorf("install during the shutdown delay: %d %q", resp.status, resp.body)
+	resp, err := http.Get(h.base + redirectPath(ns, "bridge") + "?" + installQuery("late.kommo.com", testCode("late")).Encode())
+	if err != nil {
+		t.Fatalf("install during the shutdown delay: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("install during the shutdown delay: %d", resp.StatusCode)
+	}
+	if !resp.Close {
+		t.Error("answers during the shutdown delay keep the connection open: proxies go on sending here")
 	}
 	if err := <-done; err != nil {
 		t.Errorf("manager: %v", err)

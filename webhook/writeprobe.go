@@ -41,11 +41,17 @@ func (s *Server) probeWrites(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		default:
+			s.log.V(1).Info("Write probe failed", "error", err.Error())
 			if failures++; failures == writeProbeFailures && s.writable.Swap(false) {
 				s.log.Error(err, "Cannot write to the API server: reporting unready")
 			}
 		}
-		t.Reset(s.opts.WriteProbeInterval)
+		next := s.opts.WriteProbeInterval
+		if failures > 0 {
+			// Not ready, or about to be: find out soon when the path is back.
+			next = min(next, time.Second)
+		}
+		t.Reset(next)
 	}
 }
 
