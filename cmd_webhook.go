@@ -38,7 +38,8 @@ func runWebhook(args []string) error {
 		"Comma-separated CIDRs of reverse proxies (e.g. the ingress controller's pods) whose X-Forwarded-For "+
 			"names the client. Default: none, the TCP peer is the client.")
 	fs.IntVar(&opts.MaxPendingInstallations, "max-pending-installations", opts.MaxPendingInstallations,
-		"Most installs per integration received in the last 20 minutes and not yet processed by the controller. 0 disables the cap.")
+		"Most installs per integration received in the last 20 minutes and not yet processed by the controller "+
+			"(a failed attempt is processed). 0 disables the cap.")
 	fs.IntVar(&opts.MaxPendingPerClient, "max-pending-installations-per-ip", opts.MaxPendingPerClient,
 		"Most of those pending installs one client IP (IPv6: one /64) may hold in this replica; an install that becomes "+
 			"a working grant gives its place back. 0 disables the share.")

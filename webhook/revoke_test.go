@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
@@ -257,5 +258,30 @@ func TestRevokeBeforeTheAccountIDIsKnown(t *testing.T) {
 	}
 	if got := getInstallation(t, ns, labelled.Name); got.Spec.Revocation != nil {
 		t.Error("the hook was recorded on an installation labelled with another account")
+	}
+}
+
+// An installation that was unlabelled when the hook came, and is labelled with another
+// account by the time the hook is written, is left alone.
+func TestRevokeSkipsAnInstallationLabelledMeanwhile(t *testing.T) {
+	h := startWebhook(t, nil, testOptions(), nil)
+	ns := env.Namespace(t)
+	h.createIntegration(ns, "bridge")
+	inst := h.installAndLabel(ns, "bridge", "acme.kommo.com", "999")
+	rev := kommov1.Revocation{ReceivedAt: metav1.NowMicro(), AccountID: testAccountID, ClientUUID: testClientID, Signature: testSignature}
+	outcome, err := h.srv.recordRevocation(context.Background(),
+		[]revocationTarget{{key: client.ObjectKeyFromObject(inst), unlabelled: true}}, rev, h.srv.log)
+	if err != nil || outcome != outcomeDuplicate {
+		t.Fatalf("outcome %q, %v; want nothing recorded", outcome, err)
+	}
+	if got := getInstallation(t, ns, inst.Name); got.Spec.Revocation != nil {
+		t.Errorf("recorded on another account's installation: %+v", got.Spec.Revocation)
+	}
+	// Labelled with the hook's account, it is recorded.
+	mine := h.installAndLabel(ns, "bridge", "mine.kommo.com", testAccountID)
+	outcome, err = h.srv.recordRevocation(context.Background(),
+		[]revocationTarget{{key: client.ObjectKeyFromObject(mine), unlabelled: true}}, rev, h.srv.log)
+	if err != nil || outcome != outcomeRecorded {
+		t.Fatalf("outcome %q, %v; want recorded", outcome, err)
 	}
 }
