@@ -30,7 +30,8 @@ const (
 	KindBlocked Kind = "Blocked"
 	// KindNotFound: 404 (unknown channel ORIGIN_NOT_REGISTERED, account renamed or gone).
 	KindNotFound Kind = "NotFound"
-	// KindUnauthorized: 401 on a Bearer or X-Refresh-Token call; refresh and retry.
+	// KindUnauthorized: 401 on a Bearer or X-Refresh-Token call (refresh and retry), or a
+	// 401 without a hint on a refresh (the account may have renamed its subdomain).
 	KindUnauthorized Kind = "Unauthorized"
 	// KindInvalidSignature: Chats API 403 ORIGIN_INVALID_SIGNATURE (wrong channel secret).
 	KindInvalidSignature Kind = "InvalidSignature"
@@ -108,10 +109,11 @@ func IsTerminal(err error) bool {
 	return false
 }
 
-// RetryAfterOf returns how long Kommo asked to wait, for a KindRateLimited error.
+// RetryAfterOf returns how long Kommo asked to wait (a 429's retry_after) or how long
+// every call is held (after a 429 or a block).
 func RetryAfterOf(err error) (time.Duration, bool) {
 	var e *Error
-	if errors.As(err, &e) && e.Kind == KindRateLimited {
+	if errors.As(err, &e) && (e.Kind == KindRateLimited || e.RetryAfter > 0) {
 		return e.RetryAfter, true
 	}
 	return 0, false
@@ -202,9 +204,14 @@ func classify(a api, op, host string, status int, h http.Header, body []byte, no
 	case status == http.StatusUnauthorized && op == opExchange:
 		e.Kind = KindInvalidClient
 	case status == http.StatusUnauthorized && op == opRefresh:
-		if e.Hint == "" || e.Hint == "Client authentication failed" {
+		switch e.Hint {
+		case "Client authentication failed":
 			e.Kind = KindInvalidClient
-		} else {
+		case "":
+			// No hint: what the old host of a renamed account answers. The caller asks
+			// where the account lives now.
+			e.Kind = KindUnauthorized
+		default:
 			e.Kind = KindTokenRevoked
 		}
 	case status == http.StatusUnauthorized && a != apiChats:

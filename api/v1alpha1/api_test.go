@@ -102,6 +102,28 @@ func TestIntegrationValidation(t *testing.T) {
 		{"hook api version unknown", func(i *kommov1.KommoIntegration) {
 			i.Spec.Chat = &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "k"}, HookAPIVersion: "v3"}
 		}, `Unsupported value: "v3"`},
+		{"browser redirect url", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/kommo/welcome?from=kommo"
+		}, ""},
+		{"browser redirect url with port and IP host", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "https://127.0.0.1:8443/welcome" }, ""},
+		{"browser redirect url plain http", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "http://wa-bridge.example.com/welcome" }, "browserRedirectURL must be an absolute https URL"},
+		{"browser redirect url javascript", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "javascript:alert(1)" }, "browserRedirectURL must be an absolute https URL"},
+		{"browser redirect url relative", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "/welcome" }, "browserRedirectURL must be an absolute https URL"},
+		{"browser redirect url scheme-relative", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "//evil.example.com/" }, "browserRedirectURL must be an absolute https URL"},
+		{"browser redirect url without host", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "https:///welcome" }, "browserRedirectURL must be an absolute https URL"},
+		{"browser redirect url empty", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "https://" }, "browserRedirectURL must be an absolute https URL"},
+		{"browser redirect url fragment", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/welcome#done"
+		}, "browserRedirectURL must not contain a fragment"},
+		{"browser redirect url space", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/wel come"
+		}, "browserRedirectURL must be printable ASCII"},
+		{"browser redirect url not ASCII", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/bienvenido/señor"
+		}, "browserRedirectURL must be printable ASCII"},
+		{"browser redirect url too long", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/" + strings.Repeat("a", 2048)
+		}, "Too long"},
 		{"state key reuses channel secret", func(i *kommov1.KommoIntegration) {
 			i.Spec.Chat = &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "k"}}
 			i.Spec.StateSecretRef = &kommov1.SecretKeyRef{Name: "s", Key: "k"}
@@ -191,6 +213,7 @@ func TestNoDefaultsInjected(t *testing.T) {
 	ns := env.Namespace(t)
 	objs := []client.Object{validIntegration(ns), validInstallation(ns)}
 	objs[0].(*kommov1.KommoIntegration).Spec.Chat = &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "k"}}
+	objs[0].(*kommov1.KommoIntegration).Spec.BrowserRedirectURL = "https://wa-bridge.example.com/welcome?b=2&a=1"
 	for _, obj := range objs {
 		sent := specOf(t, obj)
 		if err := env.Client.Create(ctx, obj); err != nil {
@@ -218,7 +241,10 @@ func TestInstallationTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	expires := metav1.NewTime(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	// The Account column is the effective host: after a subdomain rename it differs
+	// from spec.accountDomain (the name stays).
 	obj.Status = kommov1.KommoInstallationStatus{
+		AccountDomain:        "acme2.kommo.com",
 		ScopeID:              "344a5002-f8ca-454d-af3d-396180102ac7_52e591f7-c98f-4255-8495-827210138c81",
 		AccessTokenExpiresAt: &expires,
 		Conditions: []metav1.Condition{{
@@ -262,7 +288,7 @@ func TestInstallationTable(t *testing.T) {
 		t.Fatalf("rows = %d, want 1", len(table.Rows))
 	}
 	cells := fmt.Sprint(table.Rows[0].Cells[:5])
-	want := fmt.Sprint([]any{obj.Name, "acme.kommo.com", "False", kommov1.ReasonReinstallRequired, obj.Status.ScopeID})
+	want := fmt.Sprint([]any{obj.Name, "acme2.kommo.com", "False", kommov1.ReasonReinstallRequired, obj.Status.ScopeID})
 	if cells != want {
 		t.Errorf("cells = %s, want %s", cells, want)
 	}
@@ -282,8 +308,8 @@ func TestExplainReadsLikeDocumentation(t *testing.T) {
 		want  []string
 	}{
 		{"kommoinstallation.spec", []string{"integrationRef", "accountDomain", "authorization", "revocation", "longLivedTokenSecretRef", "reinstall"}},
-		{"kommoinstallation.status", []string{"scopeID", "refreshTime", "failedAttempts", "whole seconds"}},
-		{"kommointegration.spec", []string{"clientID", "redirectURI", "trailing slash", "accountDomains", "stateSecretRef", "tokenSecretTemplate"}},
+		{"kommoinstallation.status", []string{"scopeID", "refreshTime", "backoffs", "lastAttempt", "lastRevocation", "accountDomain", "whole seconds"}},
+		{"kommointegration.spec", []string{"clientID", "redirectURI", "trailing slash", "accountDomains", "stateSecretRef", "tokenSecretTemplate", "browserRedirectURL"}},
 		{"kinst.spec.authorization.receivedAt", []string{"sub-second precision"}},
 	} {
 		// The API server publishes a new CRD's OpenAPI a moment after it is established.

@@ -118,6 +118,11 @@ type Outcome struct {
 	// +optional
 	Reason string `json:"reason,omitempty"`
 
+	// message explains the reason to a person.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+
 	// time is when the controller decided.
 	// +required
 	Time metav1.Time `json:"time"`
@@ -141,6 +146,11 @@ type ConnectedChannel struct {
 	// those were made for the installedAt of their time.
 	// +optional
 	Install *metav1.MicroTime `json:"install,omitempty"`
+
+	// secretRef is the Secret key the channel secret was read from, so that a
+	// change of channel can sign the old channel's disconnect.
+	// +optional
+	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
 }
 
 // Backoff is the persisted retry state of one concern after Kommo-side
@@ -151,6 +161,16 @@ type Backoff struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=32
 	Concern string `json:"concern"`
+
+	// reason of the last failure, as a condition reason.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason"`
+
+	// message of the last failure.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 
 	// failedAttempts counts consecutive failures.
 	// +required
@@ -241,15 +261,6 @@ type KommoInstallationStatus struct {
 	// connectedAt is the time of the last successful channel connect.
 	// +optional
 	ConnectedAt *metav1.Time `json:"connectedAt,omitempty"`
-
-	// failedAttempts, lastFailureTime and failedGeneration are the single backoff
-	// of releases before backoffs; the controller drops them.
-	// +optional
-	FailedAttempts int32 `json:"failedAttempts,omitempty"`
-	// +optional
-	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
-	// +optional
-	FailedGeneration int64 `json:"failedGeneration,omitempty"`
 
 	// backoffs are the persisted retry states of the concerns that are failing.
 	// +optional

@@ -57,6 +57,19 @@ type KommoIntegrationSpec struct {
 	// integration, for example labels your backend selects on.
 	// +optional
 	TokenSecretTemplate *SecretTemplate `json:"tokenSecretTemplate,omitempty"`
+
+	// browserRedirectURL is your own site's page a browser is sent to (303 See
+	// Other) after the webhook accepted an install, for example your onboarding
+	// page. The webhook adds the query parameters account (the account host) and
+	// installation (the KommoInstallation's name), replacing any of those names
+	// already in the URL; never the code or the state. Without it the browser
+	// sees the webhook's own page. HTTPS only.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https' && url(self).getHostname() != ''",message="browserRedirectURL must be an absolute https URL with a host"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="browserRedirectURL must not contain a fragment"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[!-~]+$')",message="browserRedirectURL must be printable ASCII without spaces: percent-encode anything else"
+	BrowserRedirectURL string `json:"browserRedirectURL,omitempty"`
 }
 
 // ChatSpec is a Chats API channel registered with Kommo for this integration.
@@ -119,6 +132,13 @@ type KommoIntegrationStatus struct {
 	// chat holds the effective chat settings, defaults applied.
 	// +optional
 	Chat *ChatStatus `json:"chat,omitempty"`
+
+	// configVersion identifies the effective configuration: the generation and the
+	// resource versions of the referenced Secrets. It changes within seconds of a
+	// fix, and installations then retry at once what failed with the old one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ConfigVersion string `json:"configVersion,omitempty"`
 }
 
 // ChatStatus is the effective channel configuration installations connect

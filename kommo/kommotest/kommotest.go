@@ -201,6 +201,20 @@ func (s *Simulator) AddIntegration(clientID, clientSecret, redirectURI string) {
 	s.secrets = append(s.secrets, clientSecret)
 }
 
+// RotateClientSecret replaces the integration's client secret, as its developer would in
+// Kommo's UI: from then on only the new secret authenticates token requests and signs
+// revoke hooks. It panics when the integration is unknown.
+func (s *Simulator) RotateClientSecret(clientID, newSecret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.integrations[clientID]
+	if in == nil {
+		panic("kommotest: RotateClientSecret: no integration " + clientID)
+	}
+	in.secret = newSecret
+	s.secrets = append(s.secrets, newSecret)
+}
+
 // AddAccount creates (or replaces) the account at host.
 func (s *Simulator) AddAccount(host string, id int64, amojoID string) {
 	s.mu.Lock()
