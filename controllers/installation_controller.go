@@ -50,6 +50,8 @@ type InstallationReconciler struct {
 	BackoffScale float64
 	// SingleUse runs the calls that spend a code or a refresh token.
 	SingleUse *SingleUse
+	// Replica names this process in the refresh fence on token Secrets.
+	Replica string
 
 	// unsaved holds tokens Kommo issued that could not be written to the API server even
 	// after retries. The next reconcile of that installation writes them before anything

@@ -477,3 +477,34 @@ func TestShutdownMidRefreshWritesThePair(t *testing.T) {
 		t.Errorf("%d refreshes, want 2", n)
 	}
 }
+
+// During a change of leader two replicas may run for a moment: a refresh another replica
+// has fenced is not sent again until that replica wrote its pair or the fence is older
+// than a single-use call can take.
+func TestAnotherReplicasRefreshIsNotRepeated(t *testing.T) {
+	h := newHarness(t, harnessOptions{noChat: true})
+	name := h.install("acme.kommo.com")
+	h.waitReady(name)
+	secret := h.tokenSecret(name)
+	secret.Annotations["kommo-operator.io/refreshing"] = "other-replica " + h.clock.Now().UTC().Format(time.RFC3339Nano)
+	if err := env.Client.Update(h.ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	h.mergePatch(h.get(name), map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		kommov1.AnnotationRefreshRequestedAt: refreshRequest()}}})
+	h.eventually("the controller waiting on the fence", func() (bool, string) {
+		return strings.Contains(h.logs.String(), "Another replica is refreshing"), "no wait logged"
+	})
+	if n := h.sim.CallCount("refresh", ""); n != 0 {
+		t.Fatalf("%d refreshes under another replica's fence", n)
+	}
+	// The other replica died: its fence runs out and the refresh goes ahead.
+	h.clock.Advance(2 * time.Minute)
+	h.poke(name)
+	h.eventually("the refresh", func() (bool, string) {
+		return h.get(name).Status.LastRefreshTime != nil, "not refreshed"
+	})
+	if fence := h.tokenSecret(name).Annotations["kommo-operator.io/refreshing"]; fence != "" {
+		t.Errorf("the fence %q stayed after the refresh", fence)
+	}
+}
