@@ -107,14 +107,8 @@ func (r *InstallationReconciler) reconcileAttempt(ctx context.Context, s *instal
 		r.attemptFailed(ctx, s, kommov1.ReasonCodeNotFound, missing.Error(), true)
 		return nil
 	}
-	if r.waiting(s, concernAttempt) {
-		return nil
-	}
-	app, ok, err := r.credentials(ctx, s)
+	app, ok, err := r.readyToSpend(ctx, s, concernAttempt)
 	if !ok || err != nil {
-		return err
-	}
-	if ok, err := r.liveCheck(ctx, s); !ok || err != nil {
 		return err
 	}
 

@@ -224,6 +224,20 @@ func (r *InstallationReconciler) liveCheck(ctx context.Context, s *installationS
 	return true, nil
 }
 
+// readyToSpend is what precedes every single-use call: concern's backoff has run out, the
+// client secret is at hand, and the cache is not behind.
+func (r *InstallationReconciler) readyToSpend(ctx context.Context, s *installationScope, concern string) (kommo.App, bool, error) {
+	if r.waiting(s, concern) {
+		return kommo.App{}, false, nil
+	}
+	app, ok, err := r.credentials(ctx, s)
+	if !ok || err != nil {
+		return app, false, err
+	}
+	ok, err = r.liveCheck(ctx, s)
+	return app, ok, err
+}
+
 func (r *InstallationReconciler) now() time.Time {
 	if r.Now != nil {
 		return r.Now()

@@ -44,14 +44,8 @@ func (r *InstallationReconciler) reconcileRefresh(ctx context.Context, s *instal
 		s.requeue(next.Sub(s.now))
 		return nil
 	}
-	if r.waiting(s, concernRefresh) {
-		return nil
-	}
-	app, ok, err := r.credentials(ctx, s)
+	app, ok, err := r.readyToSpend(ctx, s, concernRefresh)
 	if !ok || err != nil {
-		return err
-	}
-	if ok, err := r.liveCheck(ctx, s); !ok || err != nil {
 		return err
 	}
 
