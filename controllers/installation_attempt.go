@@ -126,6 +126,7 @@ func (r *InstallationReconciler) reconcileAttempt(ctx context.Context, s *instal
 			exchangeErr = err
 			return nil
 		}
+		defer observeUnpersisted(time.Now())
 		return r.storeTokens(ctx, s, func(cur *tokens, exists bool) error {
 			if exists != (before != nil) || exists && cur.Authorization != before.Authorization {
 				return errSuperseded

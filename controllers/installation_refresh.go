@@ -90,6 +90,7 @@ func (r *InstallationReconciler) reconcileRefresh(ctx context.Context, s *instal
 				return nil
 			})
 		}
+		defer observeUnpersisted(time.Now())
 		return r.storeTokens(ctx, s, func(cur *tokens, exists bool) error {
 			if !exists || cur.RefreshToken != sent {
 				return errSuperseded
