@@ -140,6 +140,7 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.loadTokens(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
+	adoptLegacyStatus(s)
 	if err := r.saveUnsavedTokens(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
