@@ -1,7 +1,11 @@
 package controllers
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -23,6 +27,11 @@ type Options struct {
 	// BackoffScale multiplies the persisted backoff after Kommo failures; 0 means 1.
 	// Tests shrink it; Kommo's own retry_after is honoured whatever the scale.
 	BackoffScale float64
+	// SingleUse runs the exchanges and refreshes; the process drains it before exiting.
+	// Nil means one of its own, which nothing drains.
+	SingleUse *SingleUse
+	// Now is the installation reconciler's clock; nil means time.Now. Tests move it.
+	Now func() time.Time
 }
 
 // CacheOptions is the manager cache the reconcilers are written for: only the Secrets
@@ -50,16 +59,31 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := (&IntegrationReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the KommoIntegration controller: %w", err)
 	}
+	if o.SingleUse == nil {
+		o.SingleUse = &SingleUse{}
+	}
 	installations := &InstallationReconciler{
 		Client:       mgr.GetClient(),
 		APIReader:    mgr.GetAPIReader(),
 		Kommo:        o.Kommo,
 		Recorder:     mgr.GetEventRecorder("kommo-operator-controller"),
 		BackoffScale: o.BackoffScale,
+		SingleUse:    o.SingleUse,
+		Replica:      replicaName(),
+		Now:          o.Now,
 	}
 	if err := installations.SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
 		return fmt.Errorf("setting up the KommoInstallation controller: %w", err)
 	}
 	collectFrom(mgr.GetCache())
 	return nil
+}
+
+// replicaName names this process: the pod's name (the hostname) and a random suffix, so a
+// restarted pod is another replica for the refresh fence.
+func replicaName() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
 }

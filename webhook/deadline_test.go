@@ -120,7 +120,7 @@ func TestSlowAPIServerDefersTheWrite(t *testing.T) {
 	// client's timeout, far above the deadline, would fail it otherwise).
 	resp := h.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", code), "Accept", "text/html")
 	if resp.status != http.StatusAccepted || resp.header.Get("Content-Type") != "text/html; charset=utf-8" {
-		t.Fatalf("got %d %q, want 202 and the installed page", resp.status, resp.body)
+		t.Fatalf("got %d %q, want 202 and the received page", resp.status, resp.body)
 	}
 	if g := testutil.ToFloat64(deferredWrites); g != 1 {
 		t.Errorf("deferred writes gauge = %v, want 1", g)
@@ -219,4 +219,31 @@ func TestShutdownWaitsForDeferredWrites(t *testing.T) {
 	if g := testutil.ToFloat64(deferredWrites); g != 0 {
 		t.Errorf("deferred writes gauge = %v after shutdown", g)
 	}
+}
+
+// With the default deadline the webhook answers within a second whatever the API server
+// does, leaving most of Kommo's 3 seconds to the network; the write lands later.
+func TestDefaultDeadlineLeavesKommoTheNetwork(t *testing.T) {
+	if d := DefaultOptions().RequestDeadline; d > time.Second {
+		t.Fatalf("default --request-deadline %v, want at most 1s", d)
+	}
+	proxy := newStallProxy(t)
+	h := startWebhook(t, proxy.config(), testOptions(), nil)
+	ns := env.Namespace(t)
+	h.createIntegration(ns, "bridge")
+	proxy.stall()
+	start := time.Now()
+	resp := h.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("margin")))
+	elapsed := time.Since(start)
+	if resp.status != http.StatusAccepted {
+		t.Fatalf("got %d %q, want 202", resp.status, resp.body)
+	}
+	if elapsed > time.Second {
+		t.Errorf("answered after %v, want at most 1s", elapsed)
+	}
+	proxy.unstall()
+	eventually(t, 20*time.Second, "the deferred write to land", func() bool {
+		_, insts := objects(t, ns)
+		return len(insts) == 1
+	})
 }
