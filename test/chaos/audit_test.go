@@ -252,7 +252,7 @@ func (r *run) report(ctx context.Context, a audit, faults, settling time.Duratio
 			for _, line := range r.events(ctx, name) {
 				p.fail("    event %s", line)
 			}
-			for _, line := range r.logLines(name, 8) {
+			for _, line := range r.logLines(name, 6) {
 				p.fail("    %s", line)
 			}
 		}
@@ -343,8 +343,8 @@ func (r *run) logLines(name string, n int) []string {
 			low := strings.ToLower(line)
 			if strings.Contains(line, name) && (strings.Contains(low, "error") || strings.Contains(low, "fail") || strings.Contains(low, "warn")) {
 				line = r.s.Redact(line)
-				if len(line) > 500 {
-					line = line[:500] + "…"
+				if len(line) > 360 {
+					line = line[:360] + "…"
 				}
 				out = append(out, filepath.Base(rep.LogPath)+": "+line)
 			}
