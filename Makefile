@@ -47,7 +47,7 @@ verify: generate manifests ## Fail when generated files or formatting are stale.
 	@test -z "$$(git status --porcelain --untracked-files=all -- api config)" || { echo "Generated files are not committed:"; git status --short -- api config; exit 1; }
 
 .PHONY: envtest
-envtest: ## Build kube-apiserver, etcd and kubectl into bin/k8s/<version>/ (once) and print where.
+envtest: ## Build kube-apiserver, etcd, kubectl and kube-controller-manager into bin/k8s/<version>/ (once) and print where.
 	@hack/envtest/build.sh
 
 .PHONY: test
