@@ -17,6 +17,9 @@ import (
 //	GET  /_sim/calls                                 → the call log as JSON (Calls)
 //	GET  /_sim/connection?channel=ID&account=HOST    → {"connected":bool,"scope_id":"…"}
 //	GET  /_sim/account?account=HOST                  → {"id":…,"amojo_id":"…"} or 404
+//	GET  /_sim/state                                 → the simulator's State as JSON (Export)
+//	PUT  /_sim/state                                 → 204; body a State as JSON (Import); 400 and no
+//	                                                   change when it does not hold together
 //
 // It is meant for local use only: it hands out codes and revokes access on request.
 func (s *Simulator) ControlHandler() http.Handler {
@@ -93,8 +96,28 @@ func (s *Simulator) ControlHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "amojo_id": amojoID})
 	})
+	mux.HandleFunc("GET /_sim/state", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Export())
+	})
+	mux.HandleFunc("PUT /_sim/state", func(w http.ResponseWriter, r *http.Request) {
+		var st State
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxStateBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&st); err != nil {
+			http.Error(w, "body must be a simulator state as GET /_sim/state returns it: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := s.Import(st); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	return mux
 }
+
+// maxStateBody bounds an imported state: thousands of grants.
+const maxStateBody = 32 << 20
 
 func parseDuration(s string) (time.Duration, error) {
 	if s == "" {
