@@ -63,6 +63,11 @@ fuzz: ## Run every fuzz target for FUZZTIME.
 	  $(GOTEST) -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./$$dir || exit 1; \
 	done
 
+.PHONY: upgrade-fixtures
+upgrade-fixtures: ## Re-capture test/upgrade/testdata from a release: make upgrade-fixtures RELEASE=<commit>.
+	@test -n "$(RELEASE)" || { echo "usage: make upgrade-fixtures RELEASE=<commit of the release>"; exit 2; }
+	hack/upgrade-fixtures.sh $(RELEASE)
+
 .PHONY: bench
 bench: ## Run the benchmarks (webhook latency and throughput against a real API server).
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GOTEST) -run '^$$' -bench . -benchmem ./...
