@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"time"
+
+	"k8s.io/utils/ptr"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -76,11 +79,15 @@ func runController(args []string) error {
 		LeaderElectionID:              "kommo-operator-controller.kommo-operator.io",
 		LeaderElectionNamespace:       *leaderNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		// Reconciles in flight finish first: a single-use call runs to the write of its
+		// result (singleUse below), and only then is the lease released.
+		GracefulShutdownTimeout: ptr.To(shutdownTimeout),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{Kommo: kommoClient, MaxConcurrentReconciles: *concurrency}); err != nil {
+	singleUse := &controllers.SingleUse{}
+	if err := controllers.Setup(mgr, controllers.Options{Kommo: kommoClient, MaxConcurrentReconciles: *concurrency, SingleUse: singleUse}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -90,5 +97,18 @@ func runController(args []string) error {
 		return err
 	}
 	log.Info("Starting the controller", "leaderElection", *leaderElect, "kommoQPS", qps)
-	return mgr.Start(ctrl.SetupSignalHandler())
+	err = mgr.Start(ctrl.SetupSignalHandler())
+	// A lost lease ends Start without waiting for reconciles; a code or refresh token
+	// Kommo has answered for must still be written before the process exits.
+	if n := singleUse.InFlight(); n > 0 {
+		log.Info("Waiting for single-use Kommo calls to be written", "inFlight", n)
+	}
+	if !singleUse.Drain(shutdownTimeout) {
+		log.Info("WARNING: exiting with single-use Kommo calls unwritten", "inFlight", singleUse.InFlight())
+	}
+	return err
 }
+
+// shutdownTimeout bounds the wait for reconciles on shutdown; it covers a single-use call
+// with the write of its result. terminationGracePeriodSeconds in the manifests is longer.
+const shutdownTimeout = 75 * time.Second

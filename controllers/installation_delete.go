@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -22,22 +20,28 @@ import (
 const maxDisconnectAttempts = 5
 
 // reconcileDelete disconnects the chat channel, if one is connected, and releases the
-// finalizer; the token Secret then goes by garbage collection (owner reference).
-func (r *InstallationReconciler) reconcileDelete(ctx context.Context, s *installationScope) (ctrl.Result, error) {
+// finalizer; the token Secret then goes by garbage collection (owner reference). What
+// cannot be done (the KommoIntegration or the channel secret is gone) is said in a
+// Warning event, and the deletion ends anyway.
+func (r *InstallationReconciler) reconcileDelete(ctx context.Context, s *installationScope) error {
 	inst, st := s.inst, &s.inst.Status
 	if !controllerutil.ContainsFinalizer(inst, kommov1.FinalizerChannel) {
-		return ctrl.Result{}, nil
+		return nil
 	}
 	if st.ConnectedChannel == nil || st.AmojoID == "" {
 		controllerutil.RemoveFinalizer(inst, kommov1.FinalizerChannel)
-		return ctrl.Result{}, nil
+		return nil
 	}
-	giveUp := func(reason string) (ctrl.Result, error) {
+	if ok, err := r.liveCheck(ctx, s); !ok || err != nil {
+		return err // gone already, or the cache is behind: decide on fresh data
+	}
+	channel := st.ConnectedChannel
+	giveUp := func(reason string) error {
 		r.Recorder.Eventf(inst, nil, corev1.EventTypeWarning, eventDisconnectFailed, "Disconnect",
-			"Channel %s left connected in %s: %s; disconnect it in Kommo", st.ConnectedChannel.ChannelID, inst.Spec.AccountDomain, reason)
+			"Channel %s left connected in %s: %s; disconnect it in Kommo", channel.ChannelID, s.host(), reason)
 		logf.FromContext(ctx).Info("Gave up disconnecting the channel", "reason", reason)
 		controllerutil.RemoveFinalizer(inst, kommov1.FinalizerChannel)
-		return ctrl.Result{}, nil
+		return nil
 	}
 
 	integration := &kommov1.KommoIntegration{}
@@ -45,33 +49,39 @@ func (r *InstallationReconciler) reconcileDelete(ctx context.Context, s *install
 		if apierrors.IsNotFound(err) {
 			return giveUp("the KommoIntegration is gone, so the disconnect cannot be signed")
 		}
-		return ctrl.Result{}, err
+		return err
 	}
-	if integration.Spec.Chat == nil {
+	s.integration = integration
+	ref := channel.SecretRef
+	if ref == nil && integration.Spec.Chat != nil {
+		ref = &integration.Spec.Chat.SecretRef
+	}
+	if ref == nil {
 		return giveUp("the KommoIntegration has no chat channel any more")
 	}
-	secret, err := secretValue(ctx, r.APIReader, inst.Namespace, integration.Spec.Chat.SecretRef)
+	secret, err := secretValue(ctx, r.APIReader, inst.Namespace, *ref)
 	if err != nil {
 		var missing *errSecretMissing
 		if errors.As(err, &missing) {
 			return giveUp(missing.Error())
 		}
-		return ctrl.Result{}, err
+		return err
 	}
-	if st.FailedAttempts >= maxDisconnectAttempts {
-		return giveUp(fmt.Sprintf("%d attempts failed", st.FailedAttempts))
+	if b := s.failing(concernDisconnect); b != nil && b.FailedAttempts >= maxDisconnectAttempts {
+		return giveUp(fmt.Sprintf("%d attempts failed, the last: %s", b.FailedAttempts, b.Message))
 	}
-	if ok, err := r.mayCallKommo(ctx, s); !ok || err != nil {
-		return ctrl.Result{RequeueAfter: s.requeueAfter}, err
+	if r.waiting(s, concernDisconnect) {
+		return nil
 	}
-	err = r.Kommo.Disconnect(ctx, inst.Spec.AccountDomain, kommo.Channel{ID: st.ConnectedChannel.ChannelID, Secret: secret}, st.AmojoID)
+	err = r.Kommo.Disconnect(ctx, s.host(), kommo.Channel{ID: channel.ChannelID, Secret: secret}, st.AmojoID)
 	if err != nil && kommo.KindOf(err) != kommo.KindNotFound {
-		r.kommoFailure(ctx, s, kommov1.ConditionChannelConnected, err)
-		return ctrl.Result{RequeueAfter: max(s.requeueAfter, time.Second)}, nil
+		reason, _ := reasonOf(err)
+		r.failed(ctx, s, concernDisconnect, reason, err)
+		return nil
 	}
 	r.Recorder.Eventf(inst, nil, corev1.EventTypeNormal, eventDisconnected, "Disconnect",
-		"Disconnected channel %s from %s", st.ConnectedChannel.ChannelID, inst.Spec.AccountDomain)
-	logf.FromContext(ctx).Info("Disconnected channel", "channel", st.ConnectedChannel.ChannelID)
+		"Disconnected channel %s from %s", channel.ChannelID, s.host())
+	logf.FromContext(ctx).Info("Disconnected channel", "channel", channel.ChannelID)
 	controllerutil.RemoveFinalizer(inst, kommov1.FinalizerChannel)
-	return ctrl.Result{}, nil
+	return nil
 }

@@ -223,7 +223,7 @@ func TestLostRefreshResponseIsRecovered(t *testing.T) {
 	}}})
 	h.eventually("a refresh after the lost response", func() (bool, string) {
 		inst = h.get(name)
-		return inst.Status.LastRefreshTime != nil, fmt.Sprintf("failedAttempts %d", inst.Status.FailedAttempts)
+		return inst.Status.LastRefreshTime != nil, fmt.Sprintf("backoffs %+v", inst.Status.Backoffs)
 	})
 	inst = h.waitReady(name)
 	if n := h.sim.CallCount("refresh", "acme.kommo.com"); n != 2 {
@@ -256,13 +256,13 @@ func TestControllerRestartMidInstall(t *testing.T) {
 	// The code is exchanged, then the connect fails and the controller goes away.
 	h.sim.Inject(kommotest.Fault{Op: "connect", Status: 503, Times: 2})
 	name := h.install("acme.kommo.com")
-	h.waitCondition(name, kommov1.ConditionChannelConnected, metav1.ConditionFalse, kommov1.ReasonKommoUnavailable)
+	inst := h.waitCondition(name, kommov1.ConditionChannelConnected, metav1.ConditionFalse, kommov1.ReasonKommoUnavailable)
 	h.stopController()
-	if h.get(name).Status.InstalledAt != nil {
-		t.Fatal("the install was recorded as complete before the channel was connected")
+	if inst.Status.InstalledAt == nil || h.tokenSecret(name) == nil {
+		t.Fatal("the grant was not recorded before the connect")
 	}
 	h.startController()
-	inst := h.waitReady(name)
+	inst = h.waitReady(name)
 	if n := h.sim.CallCount("exchange", "acme.kommo.com"); n != 1 {
 		t.Errorf("the code was exchanged %d times across the restart", n)
 	}
@@ -279,11 +279,8 @@ func TestRateLimitAndServerErrorStorms(t *testing.T) {
 	start := time.Now()
 	name := h.install("acme.kommo.com")
 	inst := h.waitReady(name)
-	if inst.Status.FailedAttempts != 0 {
-		t.Errorf("failedAttempts = %d after success", inst.Status.FailedAttempts)
-	}
-	if inst.Status.LastFailureTime == nil {
-		t.Error("lastFailureTime not recorded")
+	if len(inst.Status.Backoffs) != 0 {
+		t.Errorf("backoffs after success: %+v", inst.Status.Backoffs)
 	}
 	if d := time.Since(start); d < 2*time.Second {
 		t.Errorf("ready after %s: Kommo's retry_after of 1s twice was not honoured", d)
@@ -301,8 +298,8 @@ func TestBlockedBacksOff(t *testing.T) {
 	h.sim.Inject(kommotest.Fault{Op: "exchange", Status: 403, HTMLBlocked: true})
 	name := h.install("acme.kommo.com")
 	inst := h.waitCondition(name, kommov1.ConditionReady, metav1.ConditionFalse, kommov1.ReasonBlocked)
-	if inst.Status.FailedAttempts != 1 {
-		t.Errorf("failedAttempts = %d", inst.Status.FailedAttempts)
+	if b := backoff(inst, "Attempt"); b == nil || b.FailedAttempts != 1 {
+		t.Errorf("attempt backoff = %+v, want one failure", b)
 	}
 	h.waitEvent(name, "Blocked")
 	// Backoff for a block is minutes (scaled down here to seconds): then it recovers.
@@ -388,7 +385,7 @@ func TestRevocation(t *testing.T) {
 		"receivedAt": metav1.NewMicroTime(time.Now()), "accountID": id, "clientUUID": h.clientID,
 		"signature": kommo.RevokeSignature("not-the-client-secret", h.clientID, id),
 	}}})
-	h.waitEvent(name, "InvalidRevocation")
+	h.waitEvent(name, "RevocationIgnored")
 	if h.tokenSecret(name) == nil {
 		t.Fatal("a forged revocation deleted the tokens")
 	}
@@ -462,7 +459,7 @@ func TestInvalidCodeIsTerminal(t *testing.T) {
 	h := newHarness(t, harnessOptions{noChat: true})
 	name := h.installCode("acme.kommo.com", "def50200-not-a-code-"+randHex(8))
 	h.waitCondition(name, kommov1.ConditionReady, metav1.ConditionFalse, kommov1.ReasonInvalidCode)
-	h.waitEvent(name, "InvalidCode")
+	h.waitEvent(name, "InstallFailed")
 	// The next install works.
 	h.install("acme.kommo.com")
 	h.waitReady(name)

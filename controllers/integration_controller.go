@@ -2,14 +2,19 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -20,9 +25,10 @@ import (
 // +kubebuilder:rbac:groups=kommo-operator.io,resources=kommointegrations,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kommo-operator.io,resources=kommointegrations/status,verbs=get;patch;update
 
-// integrationRecheck is how often a KommoIntegration's Secrets are checked again: they
-// are not the operator's, so they are not watched.
-const integrationRecheck = 5 * time.Minute
+// integrationRecheck is how often a KommoIntegration's Secrets are read again: they are
+// not the operator's, so they are neither watched nor cached, and a fix of one must end
+// the installations' configuration backoff within seconds.
+const integrationRecheck = 10 * time.Second
 
 // IntegrationReconciler reports whether a KommoIntegration's referenced Secrets exist and
 // publishes its effective settings. Changes reach installations through their own watch.
@@ -83,6 +89,29 @@ func expiredCodeSecrets(secrets []corev1.Secret, installations []kommov1.KommoIn
 	return out
 }
 
+// secretVersion reads a referenced Secret live and returns its resource version ("-" when
+// it is missing, with an *errSecretMissing).
+func secretVersion(ctx context.Context, reader client.Reader, namespace string, ref kommov1.SecretKeyRef) (string, error) {
+	secret := &corev1.Secret{}
+	if err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "-", &errSecretMissing{namespace, ref.Name, ref.Key}
+		}
+		return "", err
+	}
+	if len(secret.Data[ref.Key]) == 0 {
+		return "-", &errSecretMissing{namespace, ref.Name, ref.Key}
+	}
+	return secret.ResourceVersion, nil
+}
+
+// configVersion condenses the generation and the Secrets' resource versions into a short
+// identifier that changes whenever one of them does.
+func configVersion(parts []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "/")))
+	return hex.EncodeToString(sum[:8])
+}
+
 // Reconcile checks every referenced Secret key and patches the status.
 func (r *IntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	integration := &kommov1.KommoIntegration{}
@@ -100,14 +129,17 @@ func (r *IntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		refs = append(refs, *ref)
 	}
 	var missing []string
+	versions := []string{strconv.FormatInt(integration.Generation, 10)}
 	for _, ref := range refs {
-		if _, err := secretValue(ctx, r.APIReader, integration.Namespace, ref); err != nil {
+		version, err := secretVersion(ctx, r.APIReader, integration.Namespace, ref)
+		if err != nil {
 			var m *errSecretMissing
 			if !errors.As(err, &m) {
 				return ctrl.Result{}, err
 			}
 			missing = append(missing, m.Error())
 		}
+		versions = append(versions, version)
 	}
 	cond := metav1.Condition{Type: kommov1.ConditionReady, Status: metav1.ConditionTrue, Reason: kommov1.ReasonReady,
 		Message: "Every referenced Secret key exists", ObservedGeneration: integration.Generation}
@@ -118,6 +150,7 @@ func (r *IntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	st.AccountDomains = effectiveDomains(integration)
 	st.Chat = effectiveChat(integration)
 	st.ObservedGeneration = integration.Generation
+	st.ConfigVersion = configVersion(versions)
 
 	if err := r.collectCodeSecrets(ctx, integration); err != nil {
 		return ctrl.Result{}, err

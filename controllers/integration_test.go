@@ -80,7 +80,7 @@ func TestStateIsVerifiedForSiteInstalls(t *testing.T) {
 	}
 	name := h.installWith("acme.kommo.com", h.sim.IssueCode("acme.kommo.com", h.clientID), func(a *kommov1.Authorization) { a.State = forged })
 	h.waitCondition(name, kommov1.ConditionReady, metav1.ConditionFalse, kommov1.ReasonInvalidState)
-	h.waitEvent(name, "InvalidState")
+	h.waitEvent(name, "InstallFailed")
 	if n := h.sim.CallCount("exchange", ""); n != 0 {
 		t.Errorf("%d exchanges with an invalid state", n)
 	}

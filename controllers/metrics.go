@@ -30,6 +30,11 @@ var (
 		Help: "Token refreshes by result: success, failure (retried) or revoked (reinstall required).",
 	}, []string{"result"})
 
+	revocationHooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kommo_revocation_hooks_total",
+		Help: "\"Access revoked\" hooks decided, by result (revoked: confirmed with Kommo and acted on; ignored) and reason.",
+	}, []string{"result", "reason"})
+
 	expiryDesc = prometheus.NewDesc("kommo_installation_token_expiry_timestamp_seconds",
 		"When the installation's access token expires, as a Unix time.", []string{"namespace", "name"}, nil)
 	readyDesc = prometheus.NewDesc("kommo_installation_ready",
@@ -40,7 +45,7 @@ var (
 var collector = &installationCollector{}
 
 func init() {
-	metrics.Registry.MustRegister(apiRequests, apiDuration, tokenRefreshes, collector)
+	metrics.Registry.MustRegister(apiRequests, apiDuration, tokenRefreshes, revocationHooks, collector)
 	for _, result := range []string{"success", "failure", "revoked"} {
 		tokenRefreshes.WithLabelValues(result) // export zeroes so rate() works from the start
 	}

@@ -13,19 +13,24 @@ const (
 	// refreshJitterShare is the largest share of the lifetime subtracted at random so that
 	// installations created together do not all refresh in the same second.
 	refreshJitterShare = 0.10
+	// expiredRefreshRetry is when to refresh a token that is expired when issued.
+	expiredRefreshRetry = time.Minute
 )
 
 // RefreshTime is when to refresh a token that was issued at issued and expires at
 // expires: at two thirds of its lifetime, minus a jitter of up to 10 % of the lifetime
 // (jitter is a number in [0, 1)), at most maxRefreshInterval after issue, truncated to
-// whole seconds. A token that is already expired or has no lifetime is due at issue.
+// whole seconds. A token that is already expired or has no lifetime is due a minute
+// after issue.
 //
 // Truncation matters: status stores whole seconds, and a requeue computed from an
 // untruncated time would wake up just before the stored time and find nothing to do.
 func RefreshTime(issued, expires time.Time, jitter float64) time.Time {
 	lifetime := expires.Sub(issued)
 	if lifetime <= 0 {
-		return issued.Truncate(time.Second)
+		// Already expired by our clock (skew, or a token Kommo issued expired): try again
+		// soon, never in a loop.
+		return issued.Add(expiredRefreshRetry).Truncate(time.Second)
 	}
 	jitter = math.Min(math.Max(jitter, 0), 1)
 	at := expires.Add(-lifetime / 3).Add(-time.Duration(jitter * refreshJitterShare * float64(lifetime)))
@@ -59,38 +64,4 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-// failureClass groups Kommo failures by how long to wait before the next attempt.
-type failureClass int
-
-const (
-	// failureTransient: 5xx, timeouts, connection errors, 429.
-	failureTransient failureClass = iota
-	// failureConfig: Kommo rejected our configuration (client secret, channel secret,
-	// channel id); a person has to fix something, so retries are rare.
-	failureConfig
-	// failureBlocked: an HTML 403, Kommo's IP block. Hammering it extends the block.
-	failureBlocked
-)
-
-// Backoff is the wait after the attempts-th consecutive failure: exponential from a base
-// that depends on the class, capped, and never shorter than what Kommo asked for
-// (retryAfter, from a 429).
-func Backoff(class failureClass, attempts int32, retryAfter time.Duration) time.Duration {
-	base, limit := 5*time.Second, 10*time.Minute
-	switch class {
-	case failureConfig:
-		base, limit = time.Minute, time.Hour
-	case failureBlocked:
-		base, limit = 5*time.Minute, time.Hour
-	}
-	d := limit
-	if attempts < 1 {
-		attempts = 1
-	}
-	if attempts <= 20 {
-		d = min(base<<(attempts-1), limit)
-	}
-	return max(d, retryAfter)
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -23,6 +24,11 @@ type Options struct {
 	// BackoffScale multiplies the persisted backoff after Kommo failures; 0 means 1.
 	// Tests shrink it; Kommo's own retry_after is honoured whatever the scale.
 	BackoffScale float64
+	// SingleUse runs the exchanges and refreshes; the process drains it before exiting.
+	// Nil means one of its own, which nothing drains.
+	SingleUse *SingleUse
+	// Now is the installation reconciler's clock; nil means time.Now. Tests move it.
+	Now func() time.Time
 }
 
 // CacheOptions is the manager cache the reconcilers are written for: only the Secrets
@@ -50,12 +56,17 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := (&IntegrationReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the KommoIntegration controller: %w", err)
 	}
+	if o.SingleUse == nil {
+		o.SingleUse = &SingleUse{}
+	}
 	installations := &InstallationReconciler{
 		Client:       mgr.GetClient(),
 		APIReader:    mgr.GetAPIReader(),
 		Kommo:        o.Kommo,
 		Recorder:     mgr.GetEventRecorder("kommo-operator-controller"),
 		BackoffScale: o.BackoffScale,
+		SingleUse:    o.SingleUse,
+		Now:          o.Now,
 	}
 	if err := installations.SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
 		return fmt.Errorf("setting up the KommoInstallation controller: %w", err)

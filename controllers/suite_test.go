@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,12 +58,35 @@ type harness struct {
 	logs     *testenv.Buffer
 	stop     func()
 	withChat bool
+	clock    *offsetClock
+	scale    float64
 }
 
 type harnessOptions struct {
 	sim     kommotest.Options
 	noChat  bool
 	domains []string
+	// backoffScale multiplies the controller's persisted backoff; 0 means 0.02.
+	backoffScale float64
+}
+
+// offsetClock is the controller's clock in tests: real time plus an offset the test moves
+// forward, so that expiries and retention periods pass without waiting for them.
+type offsetClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *offsetClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *offsetClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -75,7 +100,10 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	h := &harness{
 		t: t, ctx: context.Background(), ns: env.Namespace(t), sim: sim, simURL: srv.URL,
 		clientID: uuid(), secret: "client-secret-" + randHex(16), chanSec: randHex(20),
-		logs: &testenv.Buffer{}, withChat: !o.noChat,
+		logs: &testenv.Buffer{}, withChat: !o.noChat, clock: &offsetClock{}, scale: o.backoffScale,
+	}
+	if h.scale == 0 {
+		h.scale = 0.02
 	}
 	sim.AddIntegration(h.clientID, h.secret, redirectURI)
 	sim.AddChannel(channelID, h.chanSec)
@@ -125,11 +153,12 @@ func (h *harness) startController() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	kc, err := kommo.NewClient(kommo.Options{Endpoint: h.simURL, QPS: 50, Burst: 50, Observe: controllers.ObserveKommoRequest})
+	kc, err := kommo.NewClient(kommo.Options{Endpoint: h.simURL, QPS: 50, Burst: 50, Observe: controllers.ObserveKommoRequest,
+		BlockedPause: time.Second})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{Kommo: kc, MaxConcurrentReconciles: 2, BackoffScale: 0.02}); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{Kommo: kc, MaxConcurrentReconciles: 2, BackoffScale: h.scale, Now: h.clock.Now}); err != nil {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -227,6 +256,24 @@ func (h *harness) get(name string) *kommov1.KommoInstallation {
 		h.t.Fatalf("getting installation %s: %v", name, err)
 	}
 	return inst
+}
+
+// poke makes the controller look at an installation now (an annotation change), for
+// tests that moved its clock.
+func (h *harness) poke(name string) {
+	h.t.Helper()
+	h.mergePatch(h.get(name), map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		"test/poke": strconv.FormatInt(time.Now().UnixNano(), 10)}}})
+}
+
+// backoff returns the installation's backoff entry for concern, nil when none.
+func backoff(inst *kommov1.KommoInstallation, concern string) *kommov1.Backoff {
+	for i := range inst.Status.Backoffs {
+		if inst.Status.Backoffs[i].Concern == concern {
+			return &inst.Status.Backoffs[i]
+		}
+	}
+	return nil
 }
 
 // eventually polls cond until it holds or the deadline passes; describe says what was

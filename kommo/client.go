@@ -36,15 +36,22 @@ type Options struct {
 	// overruns block the IP).
 	Burst int
 	// Observe, when set, is called after every HTTP exchange, e.g. for metrics. api is
-	// "oauth", "account" or "chats"; operation is the Error.Op name; code is the HTTP
-	// status, 0 when no response arrived.
+	// "oauth", "account" (the account, sources and pipelines APIs) or "chats"; operation is
+	// the Error.Op name; code is the HTTP status, 0 when no response arrived.
 	Observe func(api, operation string, code int, elapsed time.Duration)
 	// Now is the clock for Date headers and expiry maths; nil means time.Now.
 	Now func() time.Time
+	// BlockedPause is how long every call is held after a block (an HTML 403); 0 means
+	// BlockedPause.
+	BlockedPause time.Duration
 }
 
 // DefaultQPS is Kommo's documented limit of 7 requests per second.
 const DefaultQPS = 7
+
+// BlockedPause is how long every call is held after Kommo answers with a block (an HTML
+// 403): Kommo blocks per IP and repeated requests extend the block.
+const BlockedPause = time.Minute
 
 // Client calls Kommo's OAuth, account and Chats APIs. It is safe for concurrent use.
 type Client struct {
@@ -53,12 +60,16 @@ type Client struct {
 	observe  func(api, operation string, code int, elapsed time.Duration)
 	now      func() time.Time
 	lim      *limiters
+	blocked  time.Duration
 }
 
 // NewClient returns a Client, or an error when Endpoint is not a bare http(s) base URL or
 // the rate settings are invalid.
 func NewClient(o Options) (*Client, error) {
-	c := &Client{observe: o.Observe, now: o.Now}
+	c := &Client{observe: o.Observe, now: o.Now, blocked: o.BlockedPause}
+	if c.blocked <= 0 {
+		c.blocked = BlockedPause
+	}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -121,6 +132,12 @@ const (
 	opAccount    = "account"
 	opConnect    = "connect"
 	opDisconnect = "disconnect"
+
+	opListSources   = "list_sources"
+	opCreateSources = "create_sources"
+	opUpdateSources = "update_sources"
+	opDeleteSources = "delete_sources"
+	opPipelines     = "pipelines"
 )
 
 // maxResponseBody bounds what is read from Kommo; real responses are a few KiB.
@@ -138,6 +155,7 @@ type call struct {
 	header  http.Header
 	body    []byte // sent exactly
 	secrets bool   // the body carries the client secret: HTTPS only
+	items   bool   // a batch: a 400 body names the refused items (Error.Items)
 }
 
 // requestURL returns the URL to send to, honouring Endpoint.
@@ -178,6 +196,10 @@ func (c *Client) do(ctx context.Context, k call) ([]byte, error) {
 		}
 	}
 	if err := c.lim.wait(ctx, k.host); err != nil {
+		var held *heldError
+		if errors.As(err, &held) {
+			return nil, &Error{Op: k.op, Host: k.host, Kind: held.kind, RetryAfter: held.left, cause: "held after an earlier refusal"}
+		}
 		e := &Error{Op: k.op, Host: k.host, Kind: KindTransient, cause: "rate limit wait timeout", err: context.DeadlineExceeded}
 		if errors.Is(err, context.Canceled) {
 			e.cause, e.err = "rate limit wait canceled", context.Canceled
@@ -216,10 +238,18 @@ func (c *Client) do(ctx context.Context, k call) ([]byte, error) {
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := classify(k.api, k.op, k.host, resp.StatusCode, resp.Header, data, c.now())
-		if e.Kind == KindRateLimited {
+		if k.items && resp.StatusCode == http.StatusBadRequest {
+			e.Items = parseItemErrors(data)
+		}
+		switch e.Kind {
+		case KindRateLimited:
 			// Kommo counts requests per caller IP: every request waits out retry_after,
 			// not just the one that was refused.
-			c.lim.holdUntil(c.lim.now().Add(e.RetryAfter))
+			c.lim.holdUntil(c.lim.now().Add(e.RetryAfter), e.Kind)
+		case KindBlocked:
+			// A block is per IP too, and more requests extend it: pause every call.
+			e.RetryAfter = c.blocked
+			c.lim.holdUntil(c.lim.now().Add(c.blocked), e.Kind)
 		}
 		return nil, e
 	}

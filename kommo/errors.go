@@ -30,7 +30,8 @@ const (
 	KindBlocked Kind = "Blocked"
 	// KindNotFound: 404 (unknown channel ORIGIN_NOT_REGISTERED, account renamed or gone).
 	KindNotFound Kind = "NotFound"
-	// KindUnauthorized: 401 on a Bearer or X-Refresh-Token call; refresh and retry.
+	// KindUnauthorized: 401 on a Bearer or X-Refresh-Token call (refresh and retry), or a
+	// 401 without a hint on a refresh (the account may have renamed its subdomain).
 	KindUnauthorized Kind = "Unauthorized"
 	// KindInvalidSignature: Chats API 403 ORIGIN_INVALID_SIGNATURE (wrong channel secret).
 	KindInvalidSignature Kind = "InvalidSignature"
@@ -44,12 +45,14 @@ const (
 // which is only ever one of a fixed set of Kommo phrases, so it is safe to log, to put in
 // events and in conditions.
 type Error struct {
-	Op         string        // operation: "exchange", "refresh", "subdomain", "account", "connect", "disconnect"
+	Op string // operation: "exchange", "refresh", "subdomain", "account", "connect", "disconnect",
+	// "list_sources", "create_sources", "update_sources", "delete_sources", "pipelines"
 	Host       string        // the Kommo host called, never a URL
 	Status     int           // HTTP status; 0 when no response arrived
 	Kind       Kind          // what to do about it
 	RetryAfter time.Duration // for KindRateLimited
 	Hint       string        // Kommo's "hint" or amojo "error_type", only when it is a known safe phrase
+	Items      []ItemError   // for a 400 on a batch: the refused items, when Kommo named them
 
 	cause string // fixed phrase for failures without a status: "timeout", "connection error", ...
 	err   error  // only context.Canceled or context.DeadlineExceeded, for errors.Is
@@ -78,6 +81,26 @@ func (e *Error) Error() string {
 		b.WriteString(e.Hint)
 		b.WriteByte(')')
 	}
+	if len(e.Items) > 0 {
+		ie := e.Items[0]
+		b.WriteString(": item ")
+		if ie.ExternalID != "" {
+			b.WriteString(strconv.Quote(ie.ExternalID))
+		} else {
+			b.WriteString(strconv.Itoa(ie.Index))
+		}
+		b.WriteString(" ")
+		b.WriteString(ie.Reason())
+		if ie.Field != "" {
+			b.WriteString(" at ")
+			b.WriteString(ie.Field)
+		}
+		if len(e.Items) > 1 {
+			b.WriteString(" and ")
+			b.WriteString(strconv.Itoa(len(e.Items) - 1))
+			b.WriteString(" more")
+		}
+	}
 	if e.Kind == KindRateLimited && e.RetryAfter > 0 {
 		b.WriteString(", retry after ")
 		b.WriteString(e.RetryAfter.String())
@@ -89,10 +112,12 @@ func (e *Error) Error() string {
 // errors are never wrapped: *url.Error carries the URL.
 func (e *Error) Unwrap() error { return e.err }
 
+func asError(err error, e **Error) bool { return errors.As(err, e) }
+
 // KindOf returns the Kind of a *Error in err's chain, or "".
 func KindOf(err error) Kind {
 	var e *Error
-	if errors.As(err, &e) {
+	if asError(err, &e) {
 		return e.Kind
 	}
 	return ""
@@ -108,10 +133,11 @@ func IsTerminal(err error) bool {
 	return false
 }
 
-// RetryAfterOf returns how long Kommo asked to wait, for a KindRateLimited error.
+// RetryAfterOf returns how long Kommo asked to wait (a 429's retry_after) or how long
+// every call is held (after a 429 or a block).
 func RetryAfterOf(err error) (time.Duration, bool) {
 	var e *Error
-	if errors.As(err, &e) && e.Kind == KindRateLimited {
+	if errors.As(err, &e) && (e.Kind == KindRateLimited || e.RetryAfter > 0) {
 		return e.RetryAfter, true
 	}
 	return 0, false
@@ -202,9 +228,14 @@ func classify(a api, op, host string, status int, h http.Header, body []byte, no
 	case status == http.StatusUnauthorized && op == opExchange:
 		e.Kind = KindInvalidClient
 	case status == http.StatusUnauthorized && op == opRefresh:
-		if e.Hint == "" || e.Hint == "Client authentication failed" {
+		switch e.Hint {
+		case "Client authentication failed":
 			e.Kind = KindInvalidClient
-		} else {
+		case "":
+			// No hint: what the old host of a renamed account answers. The caller asks
+			// where the account lives now.
+			e.Kind = KindUnauthorized
+		default:
 			e.Kind = KindTokenRevoked
 		}
 	case status == http.StatusUnauthorized && a != apiChats:

@@ -31,6 +31,7 @@ func TestClassify(t *testing.T) {
 		{"refresh 401 revoked", apiOAuth, opRefresh, 401, nil, problem(401, "Token has been revoked"), KindTokenRevoked, "Token has been revoked", 0},
 		{"refresh 401 hint case", apiOAuth, opRefresh, 401, nil, problem(401, "token HAS been revoked"), KindTokenRevoked, "Token has been revoked", 0},
 		{"refresh 401 client", apiOAuth, opRefresh, 401, nil, `{"status":401,"detail":"Client authentication failed"}`, KindInvalidClient, "Client authentication failed", 0},
+		{"refresh 401 no hint", apiOAuth, opRefresh, 401, nil, problem(401, ""), KindUnauthorized, "", 0},
 		{"refresh 400", apiOAuth, opRefresh, 400, nil, problem(400, "Cannot decrypt the refresh token"), KindTokenRevoked, "Cannot decrypt the refresh token", 0},
 		{"refresh 404 renamed", apiOAuth, opRefresh, 404, nil, problem(404, ""), KindNotFound, "", 0},
 		{"account 401", apiAccount, opAccount, 401, nil, problem(401, "Token has been revoked"), KindUnauthorized, "Token has been revoked", 0},

@@ -11,3 +11,6 @@ func SetLimiterClock(c *Client, now func() time.Time, sleep func(context.Context
 	c.lim.now = now
 	c.lim.sleep = sleep
 }
+
+// ParseItemErrors exposes the 400 body parser.
+var ParseItemErrors = parseItemErrors

@@ -23,8 +23,10 @@ type limiters struct {
 	mu     sync.Mutex
 	global *rate.Limiter
 	hosts  map[string]*rate.Limiter
-	// held is when the last 429's retry_after runs out; no call starts before it.
-	held time.Time
+	// held is when the last 429's retry_after (or a block's pause) runs out; no call
+	// starts before it. heldKind is what caused it.
+	held     time.Time
+	heldKind Kind
 
 	// Replaceable in tests so the limiter can be proven without wall-clock sleeps.
 	now   func() time.Time
@@ -59,6 +61,19 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 var errLimiterDeadline = errors.New("rate limit wait exceeds the context deadline")
 
+// maxHoldWait is the longest hold a call sleeps through. A longer one fails the call at
+// once, without sending it: a reconcile worker must not sleep for minutes, and the caller's
+// persisted backoff decides when to try again.
+const maxHoldWait = 5 * time.Second
+
+// heldError refuses a call while a hold longer than maxHoldWait runs.
+type heldError struct {
+	kind Kind
+	left time.Duration
+}
+
+func (e *heldError) Error() string { return "held after Kommo refused earlier calls" }
+
 // wait blocks until both the host's and the global limiter allow one call.
 func (l *limiters) wait(ctx context.Context, host string) error {
 	if err := ctx.Err(); err != nil {
@@ -67,6 +82,11 @@ func (l *limiters) wait(ctx context.Context, host string) error {
 	now := l.now()
 	l.mu.Lock()
 	hold := l.held.Sub(now)
+	if hold > maxHoldWait {
+		kind := l.heldKind
+		l.mu.Unlock()
+		return &heldError{kind: kind, left: hold}
+	}
 	if l.limit == rate.Inf {
 		l.mu.Unlock()
 		if hold > 0 {
@@ -115,11 +135,12 @@ func (l *limiters) sleepWithin(ctx context.Context, d time.Duration, cancel func
 	return nil
 }
 
-// holdUntil stops every call from starting before t (a 429's retry_after).
-func (l *limiters) holdUntil(t time.Time) {
+// holdUntil stops every call from starting before t (a 429's retry_after, a block's
+// pause); kind is reported to the calls refused meanwhile.
+func (l *limiters) holdUntil(t time.Time, kind Kind) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if t.After(l.held) {
-		l.held = t
+		l.held, l.heldKind = t, kind
 	}
 }

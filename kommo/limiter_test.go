@@ -167,3 +167,46 @@ func TestRateLimitedHoldsEveryCall(t *testing.T) {
 		t.Errorf("the next call waited %s, want retry_after (3s)", waited)
 	}
 }
+
+// A hold longer than a reconcile may sleep fails calls at once, unsent, with what caused
+// it and how long is left: an HTML 403 block pauses every host, a long retry_after too.
+func TestLongHoldsFailFastUnsent(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault kommotest.Fault
+		kind  kommo.Kind
+		left  time.Duration
+	}{
+		{"blocked", kommotest.Fault{Op: "account", Status: 403, HTMLBlocked: true}, kommo.KindBlocked, kommo.BlockedPause},
+		{"long retry_after", kommotest.Fault{Op: "account", Status: 429, RetryAfter: 40 * time.Second}, kommo.KindRateLimited, 40 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vt := newVirtualTime()
+			e := newEnv(t, kommotest.Options{QPS: -1, RateClock: vt.clock.Now}, kommo.Options{QPS: math.Inf(1)})
+			kommo.SetLimiterClock(e.c, vt.clock.Now, vt.sleep)
+			tok := e.install()
+			e.sim.Inject(tc.fault)
+			if _, err := e.c.Account(context.Background(), host, tok.AccessToken); kommo.KindOf(err) != tc.kind {
+				t.Fatalf("first call: %v, want %s", err, tc.kind)
+			}
+			sent := e.sim.CallCount("", "")
+			_, err := e.c.Account(context.Background(), "other.kommo.com", "x")
+			if kommo.KindOf(err) != tc.kind {
+				t.Fatalf("held call: %v, want %s", err, tc.kind)
+			}
+			if d, ok := kommo.RetryAfterOf(err); !ok || d != tc.left {
+				t.Errorf("held call says retry after %v, want %v", d, tc.left)
+			}
+			if n := e.sim.CallCount("", ""); n != sent {
+				t.Errorf("the held call reached Kommo (%d calls, want %d)", n, sent)
+			}
+			if len(vt.sleeps) != 0 {
+				t.Errorf("slept %v instead of failing fast", vt.sleeps)
+			}
+			vt.clock.Advance(tc.left)
+			if _, err := e.c.Account(context.Background(), host, tok.AccessToken); err != nil {
+				t.Errorf("after the hold: %v", err)
+			}
+		})
+	}
+}

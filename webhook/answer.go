@@ -1,10 +1,6 @@
 package webhook
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/base64"
-	"html/template"
 	"log"
 	"net/http"
 	"strings"
@@ -12,71 +8,43 @@ import (
 	"github.com/go-logr/logr"
 )
 
-// answer is a fixed response. Nothing in an answer ever comes from the request: pages
-// must not echo the code, and nothing else is worth the risk either.
+// answer is a fixed response. Nothing in an answer comes from the request (pages must
+// not echo the code, and nothing else is worth the risk either), except the validated
+// account host in a hand-off's location.
 type answer struct {
 	status int
 	// plain is the text/plain body for machines (Kommo's server-to-server install).
 	plain string
-	// title and text are the HTML page for browsers.
-	title, text string
+	// page is what browsers see, in their language (pagetext.go).
+	page page
+	// location, when set, sends a browser on with 303 See Other after an accepted
+	// install (the integration's browserRedirectURL, see handoff.go). Machines get
+	// status and plain as always.
+	location string
 }
 
 var (
-	ansInstalled = answer{http.StatusOK, "ok", "Kommo integration installed",
-		"You can close this window."}
+	ansInstalled = answer{status: http.StatusOK, plain: "ok", page: pageReceived}
 	// ansAccepted: the API server was slow; the install is being recorded in the background.
-	ansAccepted = answer{http.StatusAccepted, "ok", "Kommo integration installed",
-		"You can close this window."}
-	ansCancelled = answer{http.StatusOK, "installation cancelled", "Installation cancelled",
-		"The integration was not installed. You can close this window."}
-	ansRevokeOK       = answer{http.StatusOK, "ok", "Done", "You can close this window."}
-	ansRevokeAccepted = answer{http.StatusAccepted, "ok", "Done", "You can close this window."}
+	ansAccepted       = answer{status: http.StatusAccepted, plain: "ok", page: pageReceived}
+	ansCancelled      = answer{status: http.StatusOK, plain: "installation cancelled", page: pageCancelled}
+	ansRevokeOK       = answer{status: http.StatusOK, plain: "ok", page: pageRevokeReceived}
+	ansRevokeAccepted = answer{status: http.StatusAccepted, plain: "ok", page: pageRevokeReceived}
 
-	ansMethod = answer{http.StatusMethodNotAllowed, "method not allowed: use GET", "Method not allowed",
-		"Only GET is accepted here."}
-	ansBody = answer{http.StatusRequestEntityTooLarge, "request bodies are not accepted", "Request not accepted",
-		"Request bodies are not accepted here."}
-	ansQueryTooLong = answer{http.StatusRequestURITooLong, "query string too long", "Request not accepted",
-		"The query string is too long."}
-	ansBadQuery = answer{http.StatusBadRequest, "malformed query string", "Request not accepted",
-		"The query string is malformed or repeats a parameter."}
-	ansNotFound = answer{http.StatusNotFound, "not found", "Not found",
-		"There is nothing here."}
-	ansUnknownIntegration = answer{http.StatusNotFound, "unknown integration", "Unknown integration",
-		"This address does not belong to a configured Kommo integration."}
-	ansBadReferer = answer{http.StatusBadRequest, "invalid referer: not a Kommo account host", "Installation failed",
-		"The request does not come from a Kommo account this integration accepts."}
-	ansBadCode = answer{http.StatusBadRequest, "missing or invalid code", "Installation failed",
-		"The authorization code is missing or malformed."}
-	ansBadState = answer{http.StatusBadRequest, "invalid state", "Installation failed",
-		"The state parameter is too long or not printable."}
-	ansBadRevoke = answer{http.StatusBadRequest, "invalid revoke hook: need client_uuid, account_id (digits) and signature (hex)",
-		"Request not accepted", "The request is not a valid Kommo revoke hook."}
-	ansRateLimited = answer{http.StatusTooManyRequests, "too many requests", "Too many requests",
-		"Please try again in a moment."}
-	ansPendingCap = answer{http.StatusServiceUnavailable, "too many installations pending", "Installation failed",
-		"Too many installations are waiting to be processed. Please try again in a few minutes."}
-	ansError = answer{http.StatusInternalServerError, "could not record the request", "Installation failed",
-		"Something went wrong. Please try again."}
+	ansMethod             = answer{status: http.StatusMethodNotAllowed, plain: "method not allowed: use GET", page: pageMethod}
+	ansBody               = answer{status: http.StatusRequestEntityTooLarge, plain: "request bodies are not accepted", page: pageBody}
+	ansQueryTooLong       = answer{status: http.StatusRequestURITooLong, plain: "query string too long", page: pageQueryTooLong}
+	ansBadQuery           = answer{status: http.StatusBadRequest, plain: "malformed query string", page: pageBadQuery}
+	ansNotFound           = answer{status: http.StatusNotFound, plain: "not found", page: pageNotFound}
+	ansUnknownIntegration = answer{status: http.StatusNotFound, plain: "unknown integration", page: pageUnknownIntegration}
+	ansBadReferer         = answer{status: http.StatusBadRequest, plain: "invalid referer: not a Kommo account host", page: pageBadReferer}
+	ansBadCode            = answer{status: http.StatusBadRequest, plain: "missing or invalid code", page: pageBadCode}
+	ansBadState           = answer{status: http.StatusBadRequest, plain: "invalid state", page: pageBadState}
+	ansBadRevoke          = answer{status: http.StatusBadRequest, plain: "invalid revoke hook: need client_uuid, account_id (digits) and signature (hex)", page: pageBadRevoke}
+	ansRateLimited        = answer{status: http.StatusTooManyRequests, plain: "too many requests", page: pageRateLimited}
+	ansPendingCap         = answer{status: http.StatusServiceUnavailable, plain: "too many installations pending", page: pagePendingCap}
+	ansError              = answer{status: http.StatusInternalServerError, plain: "could not record the request", page: pageError}
 )
-
-// pageStyle is the only style; the CSP allows exactly it, by hash.
-const pageStyle = `body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}`
-
-var (
-	pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{{.Title}}</title><style>` + pageStyle + `</style></head>
-<body><h1>{{.Title}}</h1><p>{{.Text}}</p></body></html>
-`))
-	pageCSP = "default-src 'none'; style-src 'sha256-" + styleHash() + "'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-
-func styleHash() string {
-	sum := sha256.Sum256([]byte(pageStyle))
-	return base64.StdEncoding.EncodeToString(sum[:])
-}
 
 // wantsHTML reports whether the client is a browser.
 func wantsHTML(r *http.Request) bool {
@@ -93,6 +61,7 @@ func writeAnswer(w http.ResponseWriter, r *http.Request, a answer) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Vary", "Accept, Accept-Language")
 	switch a.status {
 	case http.StatusMethodNotAllowed:
 		h.Set("Allow", http.MethodGet)
@@ -105,13 +74,20 @@ func writeAnswer(w http.ResponseWriter, r *http.Request, a answer) {
 		_, _ = w.Write([]byte(a.plain + "\n"))
 		return
 	}
-	var buf bytes.Buffer
-	_ = pageTemplate.Execute(&buf, struct{ Title, Text string }{a.title, a.text})
+	l := pageLanguage(r)
+	status, p := a.status, a.page
+	if a.location != "" {
+		// The page, with a link, is for a browser that does not follow.
+		h.Set("Location", a.location)
+		status, p = http.StatusSeeOther, pageHandOff
+	}
+	body := renderPage(p, l, a.location)
 	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Language", l.code())
 	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("X-Frame-Options", "DENY")
-	w.WriteHeader(a.status)
-	_, _ = w.Write(buf.Bytes())
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 // newServerErrorLog routes net/http's own messages (bad connections, panics) to logr.

@@ -120,7 +120,7 @@ func TestSlowAPIServerDefersTheWrite(t *testing.T) {
 	// client's timeout, far above the deadline, would fail it otherwise).
 	resp := h.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", code), "Accept", "text/html")
 	if resp.status != http.StatusAccepted || resp.header.Get("Content-Type") != "text/html; charset=utf-8" {
-		t.Fatalf("got %d %q, want 202 and the installed page", resp.status, resp.body)
+		t.Fatalf("got %d %q, want 202 and the received page", resp.status, resp.body)
 	}
 	if g := testutil.ToFloat64(deferredWrites); g != 1 {
 		t.Errorf("deferred writes gauge = %v, want 1", g)

@@ -43,8 +43,15 @@
 // Writes the API server has not confirmed by the deadline are answered 202 and retried
 // in the background, with backoff, until the code's 20 minutes run out; shutdown waits
 // for them (bounded). Answers never echo the query; browsers (Accept: text/html) get a
-// small page with a strict Content-Security-Policy, machines "ok". Logs never carry the
-// query, the code or the state.
+// small page with a strict Content-Security-Policy (no scripts; one style, by hash) in
+// English, Portuguese, Spanish or Russian, matched from Accept-Language (English
+// otherwise); machines get plain text ("ok"). The pages are truthful: an accepted install
+// is "received" and being completed, since the controller has yet to exchange the code;
+// a refusal says nothing was recorded. When the KommoIntegration sets
+// browserRedirectURL, a browser whose install was accepted (recorded, a duplicate, or
+// deferred) is sent there with 303 See Other, the account host and the installation's
+// name added as the query parameters account and installation, never the code or the
+// state. Logs never carry the query, the code or the state.
 //
 // # Metrics
 //

@@ -169,7 +169,7 @@ func (s *Server) redirect(r *http.Request, start time.Time, log logr.Logger) (an
 	if err := s.cache.Get(ctx, in.key, cached, client.UnsafeDisableDeepCopy); err == nil &&
 		cached.Spec.Authorization != nil && cached.Spec.Authorization.CodeSecretRef.Name == in.secretName {
 		log.Info("Ignored a duplicate install")
-		return ansInstalled, outcomeDuplicate
+		return accepted(ansInstalled, in), outcomeDuplicate
 	}
 
 	release, a, outcome := s.admitPending(ctx, in, log)
@@ -181,12 +181,12 @@ func (s *Server) redirect(r *http.Request, start time.Time, log logr.Logger) (an
 	}, release)
 	switch {
 	case res.outcome == outcomeDeferred:
-		return ansAccepted, outcomeDeferred
+		return accepted(ansAccepted, in), outcomeDeferred
 	case res.err != nil:
 		log.Error(res.err, "Could not record the install")
 		return ansError, outcomeError
 	}
-	return ansInstalled, res.outcome
+	return accepted(ansInstalled, in), res.outcome
 }
 
 // codeSecretName is deterministic, so the same code delivered twice makes one Secret.

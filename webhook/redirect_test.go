@@ -49,8 +49,10 @@ func TestInstall(t *testing.T) {
 	if csp := resp.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 		t.Errorf("Content-Security-Policy %q is not strict", csp)
 	}
-	if !strings.Contains(resp.body, "Kommo integration installed") || !strings.Contains(resp.body, "close this window") {
-		t.Errorf("page does not say the integration is installed: %q", resp.body)
+	// The controller has not exchanged the code yet: the page must not claim it is done.
+	if !strings.Contains(resp.body, "Installation received") || !strings.Contains(resp.body, "being completed") ||
+		strings.Contains(resp.body, "installed") {
+		t.Errorf("page does not say the install was received and is being completed: %q", resp.body)
 	}
 	for _, v := range []string{code, code[:16], state, "acme.kommo.com"} {
 		if strings.Contains(resp.body, v) {

@@ -102,6 +102,28 @@ func TestIntegrationValidation(t *testing.T) {
 		{"hook api version unknown", func(i *kommov1.KommoIntegration) {
 			i.Spec.Chat = &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "k"}, HookAPIVersion: "v3"}
 		}, `Unsupported value: "v3"`},
+		{"browser redirect url", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/kommo/welcome?from=kommo"
+		}, ""},
+		{"browser redirect url with port and IP host", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "https://127.0.0.1:8443/welcome" }, ""},
+		{"browser redirect url plain http", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "http://wa-bridge.example.com/welcome" }, "browserRedirectURL must be an absolute https URL"},
+		{"browser redirect url javascript", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "javascript:alert(1)" }, "browserRedirectURL must be an absolute https URL"},
+		{"browser redirect url relative", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "/welcome" }, "browserRedirectURL must be an absolute https URL"},
+		{"browser redirect url scheme-relative", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "//evil.example.com/" }, "browserRedirectURL must be an absolute https URL"},
+		{"browser redirect url without host", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "https:///welcome" }, "browserRedirectURL must be an absolute https URL"},
+		{"browser redirect url empty", func(i *kommov1.KommoIntegration) { i.Spec.BrowserRedirectURL = "https://" }, "browserRedirectURL must be an absolute https URL"},
+		{"browser redirect url fragment", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/welcome#done"
+		}, "browserRedirectURL must not contain a fragment"},
+		{"browser redirect url space", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/wel come"
+		}, "browserRedirectURL must be printable ASCII"},
+		{"browser redirect url not ASCII", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/bienvenido/señor"
+		}, "browserRedirectURL must be printable ASCII"},
+		{"browser redirect url too long", func(i *kommov1.KommoIntegration) {
+			i.Spec.BrowserRedirectURL = "https://wa-bridge.example.com/" + strings.Repeat("a", 2048)
+		}, "Too long"},
 		{"state key reuses channel secret", func(i *kommov1.KommoIntegration) {
 			i.Spec.Chat = &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "k"}}
 			i.Spec.StateSecretRef = &kommov1.SecretKeyRef{Name: "s", Key: "k"}
@@ -191,6 +213,9 @@ func TestNoDefaultsInjected(t *testing.T) {
 	ns := env.Namespace(t)
 	objs := []client.Object{validIntegration(ns), validInstallation(ns)}
 	objs[0].(*kommov1.KommoIntegration).Spec.Chat = &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "k"}}
+	objs[0].(*kommov1.KommoIntegration).Spec.BrowserRedirectURL = "https://wa-bridge.example.com/welcome?b=2&a=1"
+	objs[0].(*kommov1.KommoIntegration).Spec.Sources = []kommov1.Source{{ExternalID: "wa", Name: "WhatsApp"}}
+	objs[1].(*kommov1.KommoInstallation).Spec.Sources = []kommov1.Source{{ExternalID: "wa-1", Name: "+1 555 0101"}}
 	for _, obj := range objs {
 		sent := specOf(t, obj)
 		if err := env.Client.Create(ctx, obj); err != nil {
@@ -218,7 +243,10 @@ func TestInstallationTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	expires := metav1.NewTime(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	// The Account column is the effective host: after a subdomain rename it differs
+	// from spec.accountDomain (the name stays).
 	obj.Status = kommov1.KommoInstallationStatus{
+		AccountDomain:        "acme2.kommo.com",
 		ScopeID:              "344a5002-f8ca-454d-af3d-396180102ac7_52e591f7-c98f-4255-8495-827210138c81",
 		AccessTokenExpiresAt: &expires,
 		Conditions: []metav1.Condition{{
@@ -262,7 +290,7 @@ func TestInstallationTable(t *testing.T) {
 		t.Fatalf("rows = %d, want 1", len(table.Rows))
 	}
 	cells := fmt.Sprint(table.Rows[0].Cells[:5])
-	want := fmt.Sprint([]any{obj.Name, "acme.kommo.com", "False", kommov1.ReasonReinstallRequired, obj.Status.ScopeID})
+	want := fmt.Sprint([]any{obj.Name, "acme2.kommo.com", "False", kommov1.ReasonReinstallRequired, obj.Status.ScopeID})
 	if cells != want {
 		t.Errorf("cells = %s, want %s", cells, want)
 	}
@@ -282,8 +310,8 @@ func TestExplainReadsLikeDocumentation(t *testing.T) {
 		want  []string
 	}{
 		{"kommoinstallation.spec", []string{"integrationRef", "accountDomain", "authorization", "revocation", "longLivedTokenSecretRef", "reinstall"}},
-		{"kommoinstallation.status", []string{"scopeID", "refreshTime", "failedAttempts", "whole seconds"}},
-		{"kommointegration.spec", []string{"clientID", "redirectURI", "trailing slash", "accountDomains", "stateSecretRef", "tokenSecretTemplate"}},
+		{"kommoinstallation.status", []string{"scopeID", "refreshTime", "backoffs", "lastAttempt", "lastRevocation", "accountDomain", "whole seconds"}},
+		{"kommointegration.spec", []string{"clientID", "redirectURI", "trailing slash", "accountDomains", "stateSecretRef", "tokenSecretTemplate", "browserRedirectURL"}},
 		{"kinst.spec.authorization.receivedAt", []string{"sub-second precision"}},
 	} {
 		// The API server publishes a new CRD's OpenAPI a moment after it is established.
@@ -346,5 +374,139 @@ func kindOf(obj client.Object) string {
 		return "KommoIntegration"
 	default:
 		return "KommoInstallation"
+	}
+}
+
+func TestSourcesValidation(t *testing.T) {
+	src := func(id string) kommov1.Source { return kommov1.Source{ExternalID: id, Name: "Chat " + id} }
+	many := func(n int) []kommov1.Source {
+		out := make([]kommov1.Source, n)
+		for i := range out {
+			out[i] = src(fmt.Sprintf("s%d", i))
+		}
+		return out
+	}
+	cases := []struct {
+		name    string
+		sources []kommov1.Source
+		message string
+	}{
+		{"valid", []kommov1.Source{
+			{ExternalID: "wa-main", Name: "WhatsApp", Default: true, OriginCode: "kommo.ext.30470678"},
+			{ExternalID: "wa +1 555 0100", Name: "Sales line", PipelineName: "Sales"},
+			{ExternalID: "tg", Name: "Telegram", PipelineID: 5867030},
+		}, ""},
+		{"one hundred", many(100), ""},
+		{"too many", many(101), "must have at most 100 items"},
+		{"external id too long", []kommov1.Source{src(strings.Repeat("x", 37))}, "spec.sources[0].externalID: Too long"},
+		{"external id not ascii", []kommov1.Source{src("чат")}, "externalID must be printable ASCII"},
+		{"external id control character", []kommov1.Source{src("a\tb")}, "externalID must be printable ASCII"},
+		{"name missing", []kommov1.Source{{ExternalID: "a"}}, "spec.sources[0].name"},
+		{"pipeline twice", []kommov1.Source{{ExternalID: "a", Name: "a", PipelineID: 1, PipelineName: "Sales"}}, "pipelineID and pipelineName are exclusive"},
+		{"pipeline id zero or less", []kommov1.Source{{ExternalID: "a", Name: "a", PipelineID: -1}}, "should be greater than or equal to 1"},
+		{"duplicate external id", []kommov1.Source{src("a"), src("a")}, "Duplicate value"},
+		{"external ids differ only in case", []kommov1.Source{src("wa"), src("WA")}, "sources must have distinct externalIDs, ignoring case"},
+		{"two defaults", []kommov1.Source{{ExternalID: "a", Name: "a", Default: true}, {ExternalID: "b", Name: "b", Default: true}}, "at most one source may be the default"},
+		{"origin code all digits", []kommov1.Source{{ExternalID: "a", Name: "a", OriginCode: "30470678"}}, "originCode must be printable ASCII and not all digits"},
+		{"origin code quotes", []kommov1.Source{{ExternalID: "a", Name: "a", OriginCode: `""`}}, "originCode must be printable ASCII and not all digits"},
+		{"origin code too long", []kommov1.Source{{ExternalID: "a", Name: "a", OriginCode: strings.Repeat("c", 21)}}, "originCode: Too long"},
+	}
+	ns := env.Namespace(t)
+	for _, tc := range cases {
+		t.Run("integration/"+tc.name, func(t *testing.T) {
+			obj := validIntegration(ns)
+			obj.Spec.Sources = tc.sources
+			assertAdmission(t, env.Client.Create(context.Background(), obj, client.DryRunAll), tc.message)
+		})
+		t.Run("installation/"+tc.name, func(t *testing.T) {
+			obj := validInstallation(ns)
+			obj.Spec.Sources = tc.sources
+			assertAdmission(t, env.Client.Create(context.Background(), obj, client.DryRunAll), tc.message)
+		})
+	}
+}
+
+func TestWidgetAndChannelCodeValidation(t *testing.T) {
+	chat := func(code string) *kommov1.ChatSpec {
+		return &kommov1.ChatSpec{ChannelID: "344a5002-f8ca-454d-af3d-396180102ac7", SecretRef: kommov1.SecretKeyRef{Name: "s", Key: "k"}, Code: code}
+	}
+	cases := []struct {
+		name    string
+		mutate  func(*kommov1.KommoIntegration)
+		message string
+	}{
+		{"widget code", func(i *kommov1.KommoIntegration) { i.Spec.WidgetCode = "wa_bridge2" }, ""},
+		{"widget code mixed case", func(i *kommov1.KommoIntegration) { i.Spec.WidgetCode = "waBridge" }, ""},
+		{"widget code capital first", func(i *kommov1.KommoIntegration) { i.Spec.WidgetCode = "WaBridge" }, "widgetCode must be Kommo's widget code"},
+		{"widget code digit first", func(i *kommov1.KommoIntegration) { i.Spec.WidgetCode = "2wa" }, "widgetCode must be Kommo's widget code"},
+		{"widget code underscore first", func(i *kommov1.KommoIntegration) { i.Spec.WidgetCode = "_wa" }, "widgetCode must be Kommo's widget code"},
+		{"widget code hyphen", func(i *kommov1.KommoIntegration) { i.Spec.WidgetCode = "wa-bridge" }, "widgetCode must be Kommo's widget code"},
+		{"widget code non-latin", func(i *kommov1.KommoIntegration) { i.Spec.WidgetCode = "виджет" }, "widgetCode must be Kommo's widget code"},
+		{"channel code", func(i *kommov1.KommoIntegration) { i.Spec.Chat = chat("kommo.ext.30470678") }, ""},
+		{"channel code all digits", func(i *kommov1.KommoIntegration) { i.Spec.Chat = chat("30470678") }, "code must be printable ASCII and not all digits"},
+		{"channel code too long", func(i *kommov1.KommoIntegration) { i.Spec.Chat = chat(strings.Repeat("c", 21)) }, "spec.chat.code: Too long"},
+	}
+	ns := env.Namespace(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := validIntegration(ns)
+			tc.mutate(obj)
+			assertAdmission(t, env.Client.Create(context.Background(), obj, client.DryRunAll), tc.message)
+		})
+	}
+}
+
+// The integration's backend writes spec.sources with its own field manager through
+// server-side apply; each backend replica (or each phone number) owning its items must
+// never remove another's, and the webhook's merge patches of spec.authorization must
+// leave them alone.
+func TestInstallationSourcesMergePerItem(t *testing.T) {
+	ctx := context.Background()
+	obj := validInstallation(env.Namespace(t))
+	if err := env.Client.Create(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(manager string, sources ...kommov1.Source) {
+		t.Helper()
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": kommov1.GroupVersion.String(), "kind": "KommoInstallation",
+			"metadata": map[string]any{"name": obj.Name, "namespace": obj.Namespace},
+		}}
+		var items []any
+		for _, s := range sources {
+			items = append(items, map[string]any{"externalID": s.ExternalID, "name": s.Name})
+		}
+		u.Object["spec"] = map[string]any{"sources": items}
+		if err := env.Client.Patch(ctx, u, client.Apply, client.FieldOwner(manager)); err != nil {
+			t.Fatalf("apply as %s: %v", manager, err)
+		}
+	}
+	apply("backend-a", kommov1.Source{ExternalID: "wa-1", Name: "+1 555 0101"})
+	apply("backend-b", kommov1.Source{ExternalID: "wa-2", Name: "+1 555 0102"})
+	apply("backend-a", kommov1.Source{ExternalID: "wa-1", Name: "+1 555 0101 (sales)"})
+	webhook := []byte(`{"spec":{"authorization":{"state":"s"}}}`)
+	if err := env.Client.Patch(ctx, obj.DeepCopy(), client.RawPatch("application/merge-patch+json", webhook)); err != nil {
+		t.Fatal(err)
+	}
+
+	got := &kommov1.KommoInstallation{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), got); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{}
+	for _, s := range got.Spec.Sources {
+		names[s.ExternalID] = s.Name
+	}
+	if len(names) != 2 || names["wa-1"] != "+1 555 0101 (sales)" || names["wa-2"] != "+1 555 0102" {
+		t.Fatalf("sources after two managers applied: %v", got.Spec.Sources)
+	}
+
+	// A manager that applies an empty list gives up only its own items.
+	apply("backend-a")
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Spec.Sources) != 1 || got.Spec.Sources[0].ExternalID != "wa-2" {
+		t.Fatalf("after backend-a dropped its source: %v", got.Spec.Sources)
 	}
 }

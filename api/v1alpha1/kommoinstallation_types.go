@@ -40,6 +40,20 @@ type KommoInstallationSpec struct {
 	// it runs out.
 	// +optional
 	LongLivedTokenSecretRef *SecretKeyRef `json:"longLivedTokenSecretRef,omitempty"`
+
+	// sources are lead sources for this account only, added to the
+	// KommoIntegration's spec.sources (and winning on the same externalID; a
+	// default here overrides a default there). Written by the integration's
+	// backend with its own field manager through server-side apply, e.g. one
+	// per connected phone number; the webhook and the controller never touch
+	// this field.
+	// +optional
+	// +listType=map
+	// +listMapKey=externalID
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, b.externalID.lowerAscii() == a.externalID.lowerAscii()))",message="sources must have distinct externalIDs, ignoring case"
+	// +kubebuilder:validation:XValidation:rule="self.filter(s, has(s.default) && s.default).size() <= 1",message="at most one source may be the default"
+	Sources []Source `json:"sources,omitempty"`
 }
 
 // Authorization is one install as Kommo sent it to the Redirect URI.
@@ -118,6 +132,11 @@ type Outcome struct {
 	// +optional
 	Reason string `json:"reason,omitempty"`
 
+	// message explains the reason to a person.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+
 	// time is when the controller decided.
 	// +required
 	Time metav1.Time `json:"time"`
@@ -141,6 +160,28 @@ type ConnectedChannel struct {
 	// those were made for the installedAt of their time.
 	// +optional
 	Install *metav1.MicroTime `json:"install,omitempty"`
+
+	// secretRef is the Secret key the channel secret was read from, so that a
+	// change of channel can sign the old channel's disconnect.
+	// +optional
+	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
+}
+
+// SourcesSync records one successful sync of an installation's sources.
+type SourcesSync struct {
+	// time of the sync.
+	// +required
+	Time metav1.Time `json:"time"`
+
+	// install is status.installedAt at the time.
+	// +optional
+	Install *metav1.MicroTime `json:"install,omitempty"`
+
+	// declarations is a digest of what was declared (both lists, the origin and
+	// widget codes); a different one syncs again.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Declarations string `json:"declarations,omitempty"`
 }
 
 // Backoff is the persisted retry state of one concern after Kommo-side
@@ -151,6 +192,16 @@ type Backoff struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=32
 	Concern string `json:"concern"`
+
+	// reason of the last failure, as a condition reason.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason"`
+
+	// message of the last failure.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 
 	// failedAttempts counts consecutive failures.
 	// +required
@@ -242,21 +293,28 @@ type KommoInstallationStatus struct {
 	// +optional
 	ConnectedAt *metav1.Time `json:"connectedAt,omitempty"`
 
-	// failedAttempts, lastFailureTime and failedGeneration are the single backoff
-	// of releases before backoffs; the controller drops them.
-	// +optional
-	FailedAttempts int32 `json:"failedAttempts,omitempty"`
-	// +optional
-	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
-	// +optional
-	FailedGeneration int64 `json:"failedGeneration,omitempty"`
-
 	// backoffs are the persisted retry states of the concerns that are failing.
 	// +optional
 	// +listType=map
 	// +listMapKey=concern
 	// +kubebuilder:validation:MaxItems=8
 	Backoffs []Backoff `json:"backoffs,omitempty"`
+
+	// sources are the Kommo sources the operator manages in the account:
+	// externalID to Kommo's source id and pipeline id. Sources it did not
+	// create or adopt (including the one Kommo creates with the widget code)
+	// are never listed here nor touched.
+	// +optional
+	// +listType=map
+	// +listMapKey=externalID
+	// +kubebuilder:validation:MaxItems=100
+	Sources []SourceStatus `json:"sources,omitempty"`
+
+	// sourcesSynced is when the sources were last synced and for what: a new
+	// install or a change of the declared sources syncs again at once, drift is
+	// repaired hourly.
+	// +optional
+	SourcesSynced *SourcesSync `json:"sourcesSynced,omitempty"`
 }
 
 // KommoInstallation is one install of a KommoIntegration in one Kommo account,

@@ -57,6 +57,41 @@ type KommoIntegrationSpec struct {
 	// integration, for example labels your backend selects on.
 	// +optional
 	TokenSecretTemplate *SecretTemplate `json:"tokenSecretTemplate,omitempty"`
+
+	// browserRedirectURL is your own site's page a browser is sent to (303 See
+	// Other) after the webhook accepted an install, for example your onboarding
+	// page. The webhook adds the query parameters account (the account host) and
+	// installation (the KommoInstallation's name), replacing any of those names
+	// already in the URL; never the code or the state. Without it the browser
+	// sees the webhook's own page. HTTPS only.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https' && url(self).getHostname() != ''",message="browserRedirectURL must be an absolute https URL with a host"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="browserRedirectURL must not contain a fragment"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[!-~]+$')",message="browserRedirectURL must be printable ASCII without spaces: percent-encode anything else"
+	BrowserRedirectURL string `json:"browserRedirectURL,omitempty"`
+
+	// sources are the lead sources every installation gets in its account, for
+	// example one per channel in the main pipeline. An installation's own
+	// spec.sources add to them and win on the same externalID. Kommo requires
+	// the integration's widget to list lead_sources in its manifest.
+	// +optional
+	// +listType=map
+	// +listMapKey=externalID
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, b.externalID.lowerAscii() == a.externalID.lowerAscii()))",message="sources must have distinct externalIDs, ignoring case"
+	// +kubebuilder:validation:XValidation:rule="self.filter(s, has(s.default) && s.default).size() <= 1",message="at most one source may be the default"
+	Sources []Source `json:"sources,omitempty"`
+
+	// widgetCode is the code of the integration's widget. Without the
+	// integration's "multiple sources" setting Kommo creates one source itself
+	// whose external id is this code; the operator recognises it and never
+	// touches it. Latin letters, digits and '_', starting with a lowercase
+	// letter.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z][A-Za-z0-9_]*$')",message="widgetCode must be Kommo's widget code: Latin letters, digits and '_', starting with a lowercase letter"
+	WidgetCode string `json:"widgetCode,omitempty"`
 }
 
 // ChatSpec is a Chats API channel registered with Kommo for this integration.
@@ -84,6 +119,15 @@ type ChatSpec struct {
 	// +optional
 	// +kubebuilder:validation:Enum=v1;v2
 	HookAPIVersion string `json:"hookAPIVersion,omitempty"`
+
+	// code is the channel's symbolic code from its registration with Kommo
+	// (e.g. kommo.ext.30470678), the default originCode of sources: at most 20
+	// printable ASCII characters, not all digits.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=20
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[ -~]+$') && !self.matches('^[0-9]+$') && !self.matches('^\"+$')",message="code must be printable ASCII and not all digits"
+	Code string `json:"code,omitempty"`
 }
 
 // SecretTemplate is metadata the operator copies onto the Secrets it writes.
@@ -119,6 +163,13 @@ type KommoIntegrationStatus struct {
 	// chat holds the effective chat settings, defaults applied.
 	// +optional
 	Chat *ChatStatus `json:"chat,omitempty"`
+
+	// configVersion identifies the effective configuration: the generation and the
+	// resource versions of the referenced Secrets. It changes within seconds of a
+	// fix, and installations then retry at once what failed with the old one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ConfigVersion string `json:"configVersion,omitempty"`
 }
 
 // ChatStatus is the effective channel configuration installations connect

@@ -58,6 +58,10 @@ const (
 	// ConditionChannelConnected is True while the chat channel is connected; it is absent
 	// when the integration has no chat.
 	ConditionChannelConnected = "ChannelConnected"
+	// ConditionSourcesSynced is True when every declared source exists in Kommo as
+	// declared; it is absent when neither the installation nor its integration declares
+	// sources and the operator manages none.
+	ConditionSourcesSynced = "SourcesSynced"
 )
 
 // Condition reasons. Ready carries the reason of whatever keeps the object from working.
@@ -121,6 +125,21 @@ const (
 	ReasonChannelNotFound = "ChannelNotFound"
 	// ReasonDisconnected: the channel was disconnected (revocation).
 	ReasonDisconnected = "Disconnected"
+
+	// ReasonSynced: every declared source exists in Kommo as declared.
+	ReasonSynced = "Synced"
+	// ReasonPipelineNotFound: a source names a pipeline (by name, or an id) the account
+	// does not have; the message names the source's externalID. The other sources sync.
+	ReasonPipelineNotFound = "PipelineNotFound"
+	// ReasonPipelineArchived: a source names an archived pipeline, where incoming leads
+	// would be hidden; the message names the source. The other sources sync.
+	ReasonPipelineArchived = "PipelineArchived"
+	// ReasonSourceLimitReached: more sources are declared than Kommo allows an
+	// integration in one account (100); the message names those left out.
+	ReasonSourceLimitReached = "SourceLimitReached"
+	// ReasonSourceRejected: Kommo refused one source; the message names its externalID
+	// and Kommo's error code. The other sources sync.
+	ReasonSourceRejected = "SourceRejected"
 
 	// ReasonRateLimited: Kommo answered 429; the controller waits as told.
 	ReasonRateLimited = "RateLimited"

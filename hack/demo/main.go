@@ -1,6 +1,7 @@
 // Command demo runs kommo-operator locally, the way a cluster runs it, and walks one
-// Kommo account through its life the way Kommo drives it: install, a forced token
-// refresh, a reinstall, a revoke; then it scans the operator's logs for every code, token
+// Kommo account through its life the way Kommo drives it: install, (with --sources) a
+// source declared on the integration and created in the account, a forced token refresh,
+// a reinstall, a revoke; then it scans the operator's logs for every code, token
 // and secret it saw. It is `make demo`: exit 0 when every step reached its expected state
 // within its deadline, non-zero with the step and what was seen otherwise.
 //
@@ -36,6 +37,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
 	"github.com/kommo-operator/kommo-operator/test/e2e/stack"
@@ -52,6 +55,7 @@ func main() {
 	simulator := flag.String("simulator", filepath.Join(root, "bin", "kommosim"), "the Kommo simulator binary (make build-sim)")
 	dir := flag.String("dir", filepath.Join(root, "bin", "demo"), "where kubeconfigs and logs go")
 	account := flag.String("account", "acme.kommo.com", "the Kommo account host that installs the integration")
+	sources := flag.Bool("sources", true, "after the install, declare a source on the KommoIntegration and wait until the installation's status.sources has it")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -61,7 +65,7 @@ func main() {
 		Dir:       *dir,
 		Namespace: "demo",
 		Logf:      func(format string, args ...any) { fmt.Printf("  "+format+"\n", args...) },
-	}, *account))
+	}, *account, *sources))
 }
 
 func fail(err error) {
@@ -71,7 +75,7 @@ func fail(err error) {
 
 // run brings the stack up, runs the steps, and always stops everything. It returns the
 // exit code.
-func run(ctx context.Context, keep bool, opts stack.Options, account string) int {
+func run(ctx context.Context, keep bool, opts stack.Options, account string, sources bool) int {
 	began := time.Now()
 	fmt.Println("kommo-operator demo: starting a control plane, the Kommo simulator, the controller and the webhook")
 	st, err := stack.Start(ctx, opts)
@@ -91,17 +95,22 @@ func run(ctx context.Context, keep bool, opts stack.Options, account string) int
 	fmt.Printf("  admin kubeconfig: %s\n  logs: %s\n", st.AdminKubeconfig, st.Dir)
 
 	d := &demo{st: st, account: account}
-	for i, step := range []struct {
+	type step struct {
 		name string
 		fn   func(context.Context) error
-	}{
-		{"install", d.install},
+	}
+	steps := []step{{"install", d.install}}
+	if sources {
+		steps = append(steps, step{"sources", d.sources})
+	}
+	steps = append(steps, []step{
 		{"forced refresh", d.refresh},
 		{"reinstall", d.reinstall},
 		{"revoke", d.revoke},
 		{"log scan", d.leakScan},
-	} {
-		fmt.Printf("\n[%d/5] %s\n", i+1, step.name)
+	}...)
+	for i, step := range steps {
+		fmt.Printf("\n[%d/%d] %s\n", i+1, len(steps), step.name)
 		start := time.Now()
 		if err := step.fn(ctx); err != nil {
 			fmt.Fprintf(os.Stderr, "\nFAILED at step %d (%s) after %s: %v\n", i+1, step.name, time.Since(start).Round(time.Millisecond), st.Redact(err.Error()))
@@ -177,6 +186,51 @@ func (d *demo) install(ctx context.Context) error {
 	fmt.Printf("  Ready; channel connected, scope_id %s (as the simulator's Chats API has it)\n", conn.ScopeID)
 	fmt.Printf("  token Secret %s: keys %s\n", secret.Name, keys(secret.Data))
 	return d.kubectlGet(ctx)
+}
+
+// demoSource is the source the sources step declares on the KommoIntegration.
+var demoSource = kommov1.Source{ExternalID: "demo-chat", Name: "Demo chat"}
+
+// sources: a source declared once on the KommoIntegration is created in the account and
+// recorded in the installation's status.sources.
+func (d *demo) sources(ctx context.Context) error {
+	patch := fmt.Sprintf(`{"spec":{"sources":[{"externalID":%q,"name":%q}]}}`, demoSource.ExternalID, demoSource.Name)
+	integration := &kommov1.KommoIntegration{}
+	integration.Name, integration.Namespace = d.st.Integration, d.st.Namespace
+	if err := d.st.Client.Patch(ctx, integration, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		return err
+	}
+	fmt.Printf("  $ kubectl patch kint %s --type=merge -p '%s'\n", d.st.Integration, patch)
+	inst, err := d.st.WaitInstallation(ctx, d.account, "status.sources with "+demoSource.ExternalID, func(inst *kommov1.KommoInstallation) (bool, string) {
+		for _, s := range inst.Status.Sources {
+			if s.ExternalID == demoSource.ExternalID && s.ID != 0 {
+				return true, ""
+			}
+		}
+		c := meta.FindStatusCondition(inst.Status.Conditions, kommov1.ConditionSourcesSynced)
+		return false, fmt.Sprintf("status.sources %+v, %s %+v", inst.Status.Sources, kommov1.ConditionSourcesSynced, c)
+	})
+	if err != nil {
+		return err
+	}
+	var got kommov1.SourceStatus
+	for _, s := range inst.Status.Sources {
+		if s.ExternalID == demoSource.ExternalID {
+			got = s
+		}
+	}
+	inKommo, err := d.st.SimSources(ctx, d.account)
+	if err != nil {
+		return err
+	}
+	for _, s := range inKommo {
+		if s.ID == got.ID && strings.EqualFold(s.ExternalID, demoSource.ExternalID) && s.Name == demoSource.Name {
+			fmt.Printf("  status.sources: %s → Kommo source %d in pipeline %d (%s); the simulator's Sources API has it\n",
+				got.ExternalID, got.ID, got.PipelineID, got.Ownership)
+			return d.kubectlGet(ctx)
+		}
+	}
+	return fmt.Errorf("status.sources records %+v, the simulator has %+v", got, inKommo)
 }
 
 // refresh: the refresh-requested-at annotation makes the controller refresh now; the new

@@ -13,10 +13,12 @@ import (
 //	POST /_sim/revoke?account=HOST&client_id=ID      → the revoke hook query string (RevokeAccess)
 //	POST /_sim/rename?from=HOST&to=HOST              → 204 (Rename)
 //	POST /_sim/fault                                 → 204; body {"op","host","times","status","hint",
-//	                                                   "htmlBlocked","retryAfter":"3s","latency":"1s","dropResponse"} (Inject)
+//	                                                   "htmlBlocked","retryAfter":"3s","latency":"1s","dropResponse",
+//	                                                   "externalID"} (Inject)
 //	GET  /_sim/calls                                 → the call log as JSON (Calls)
 //	GET  /_sim/connection?channel=ID&account=HOST    → {"connected":bool,"scope_id":"…"}
 //	GET  /_sim/account?account=HOST                  → {"id":…,"amojo_id":"…"} or 404
+//	GET  /_sim/sources?account=HOST&client_id=ID     → the integration's sources in the account as JSON (Sources)
 //	GET  /_sim/state                                 → the simulator's State as JSON (Export)
 //	PUT  /_sim/state                                 → 204; body a State as JSON (Import); 400 and no
 //	                                                   change when it does not hold together
@@ -61,6 +63,7 @@ func (s *Simulator) ControlHandler() http.Handler {
 			RetryAfter   string `json:"retryAfter"`
 			Latency      string `json:"latency"`
 			DropResponse bool   `json:"dropResponse"`
+			ExternalID   string `json:"externalID"`
 		}
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 		dec.DisallowUnknownFields()
@@ -72,7 +75,7 @@ func (s *Simulator) ControlHandler() http.Handler {
 			return
 		}
 		s.Inject(Fault{Op: f.Op, Host: f.Host, Times: f.Times, Status: f.Status, Hint: f.Hint, HTMLBlocked: f.HTMLBlocked,
-			RetryAfter: retry, Latency: latency, DropResponse: f.DropResponse})
+			RetryAfter: retry, Latency: latency, DropResponse: f.DropResponse, ExternalID: f.ExternalID})
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, r *http.Request) {
@@ -87,6 +90,15 @@ func (s *Simulator) ControlHandler() http.Handler {
 		}
 		scope, connected := s.Connection(q.Get("channel"), amojoID)
 		writeJSON(w, http.StatusOK, map[string]any{"connected": connected, "scope_id": scope})
+	})
+	mux.HandleFunc("GET /_sim/sources", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		out := []map[string]any{}
+		for _, src := range s.Sources(q.Get("account"), q.Get("client_id")) {
+			out = append(out, map[string]any{"id": src.ID, "name": src.Name, "pipeline_id": src.PipelineID,
+				"external_id": src.ExternalID, "default": src.Default, "origin_code": src.OriginCode})
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("GET /_sim/account", func(w http.ResponseWriter, r *http.Request) {
 		id, amojoID, ok := s.Account(r.URL.Query().Get("account"))

@@ -1,7 +1,8 @@
 // Package kommotest is a strict, in-memory Kommo for tests, the demo and benchmarks: the
 // OAuth token endpoint (single-use codes, rotating refresh tokens, JWT access tokens), the
 // account API, the subdomain lookup, the signed Chats API connect and disconnect, the
-// "access revoked" hook, per-host rate limiting and injectable faults. It routes on the
+// "access revoked" hook, the Sources and pipelines APIs, per-host rate limiting and
+// injectable faults. It routes on the
 // request's Host, so a kommo.Client with Options.Endpoint set reaches it unchanged.
 //
 // It is deliberately unforgiving: anything the real Kommo might reject, it rejects.
@@ -52,11 +53,15 @@ type Options struct {
 	// AutoAccounts creates an account on the first request to any account-looking host,
 	// with an id and amojo_id derived deterministically from the host.
 	AutoAccounts bool
+	// SourceLimit is how many sources one integration may have in one account; default
+	// 100 (older Kommo docs say 50).
+	SourceLimit int
 }
 
 // Fault is a failure to inject into matching requests, in the order queued.
 type Fault struct {
-	Op          string        // "exchange", "refresh", "subdomain", "account", "connect", "disconnect"; "" = any
+	Op string // "exchange", "refresh", "subdomain", "account", "connect", "disconnect", "list_sources",
+	// "create_sources", "update_sources", "delete_sources", "pipelines"; "" = any
 	Host        string        // request Host without port; "" = any
 	Times       int           // how many matching requests it hits; 0 means 1
 	Status      int           // answer this status instead of processing the request (0: process it)
@@ -67,6 +72,10 @@ type Fault struct {
 	// DropResponse applies the request (e.g. rotates the refresh token) and then closes the
 	// connection without answering: the "lost refresh response" case.
 	DropResponse bool
+	// ExternalID aims the fault at one item of a sources POST or PATCH: Kommo refuses
+	// that item (400, per-item error) and with it the request; Status and the other
+	// fields are ignored. Times counts refusals.
+	ExternalID string
 }
 
 // Call is one request the simulator received (the /_sim/ control API excluded).
@@ -81,12 +90,18 @@ type Call struct {
 	Dropped  bool      `json:"dropped,omitempty"`  // the response was dropped by a fault
 }
 
-type integration struct{ clientID, secret, redirectURI string }
+type integration struct {
+	clientID, secret, redirectURI string
+	widgetCode                    string
+	multipleSources               bool
+}
 
 type account struct {
-	host    string
-	id      int64
-	amojoID string
+	host      string
+	id        int64
+	amojoID   string
+	pipelines []*Pipeline
+	sources   []*storedSource
 }
 
 type authCode struct {
@@ -139,6 +154,7 @@ type Simulator struct {
 	calls        []Call
 	secrets      []string
 	replays      int
+	nextID       int64 // last pipeline or source id handed out
 }
 
 const (
@@ -183,6 +199,7 @@ func New(o Options) *Simulator {
 		channels:     map[string]*channel{},
 		connections:  map[connKey]string{},
 		limiters:     map[string]*rate.Limiter{},
+		nextID:       5_000_000,
 	}
 }
 
@@ -201,6 +218,20 @@ func (s *Simulator) AddIntegration(clientID, clientSecret, redirectURI string) {
 	s.secrets = append(s.secrets, clientSecret)
 }
 
+// RotateClientSecret replaces the integration's client secret, as its developer would in
+// Kommo's UI: from then on only the new secret authenticates token requests and signs
+// revoke hooks. It panics when the integration is unknown.
+func (s *Simulator) RotateClientSecret(clientID, newSecret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.integrations[clientID]
+	if in == nil {
+		panic("kommotest: RotateClientSecret: no integration " + clientID)
+	}
+	in.secret = newSecret
+	s.secrets = append(s.secrets, newSecret)
+}
+
 // AddAccount creates (or replaces) the account at host.
 func (s *Simulator) AddAccount(host string, id int64, amojoID string) {
 	s.mu.Lock()
@@ -208,7 +239,7 @@ func (s *Simulator) AddAccount(host string, id int64, amojoID string) {
 	if old := s.accounts[host]; old != nil {
 		delete(s.byAmojo, old.amojoID)
 	}
-	a := &account{host: host, id: id, amojoID: amojoID}
+	a := s.newAccountLocked(host, id, amojoID)
 	s.accounts[host] = a
 	s.byAmojo[amojoID] = a
 	delete(s.renamed, host)
@@ -427,7 +458,7 @@ func (s *Simulator) accountLocked(host string) *account {
 	for s.idTaken(id) {
 		id++
 	}
-	a := &account{host: host, id: id, amojoID: amojoID}
+	a := s.newAccountLocked(host, id, amojoID)
 	s.accounts[host] = a
 	s.byAmojo[amojoID] = a
 	return a

@@ -695,3 +695,32 @@ func TestConcurrentUse(t *testing.T) {
 		t.Error("replays")
 	}
 }
+
+func TestRotateClientSecret(t *testing.T) {
+	sim, srv := kommotest.NewServer(kommotest.Options{AutoAccounts: true})
+	defer srv.Close()
+	c, err := kommo.NewClient(kommo.Options{Endpoint: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id, redirect = "01d01160-d7a0-4087-b4af-6a1bb83fcd1d", "https://hooks.example.com/r"
+	sim.AddIntegration(id, "old-secret", redirect)
+	old := kommo.App{ClientID: id, ClientSecret: "old-secret", RedirectURI: redirect}
+	tok, err := c.ExchangeCode(context.Background(), "acme.kommo.com", old, sim.IssueCode("acme.kommo.com", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.RotateClientSecret(id, "new-secret")
+	if _, err := c.Refresh(context.Background(), "acme.kommo.com", old, tok.RefreshToken); kommo.KindOf(err) != kommo.KindInvalidClient {
+		t.Fatalf("refresh with the old secret: %v, want InvalidClient", err)
+	}
+	rotated := old
+	rotated.ClientSecret = "new-secret"
+	if _, err := c.Refresh(context.Background(), "acme.kommo.com", rotated, tok.RefreshToken); err != nil {
+		t.Fatalf("refresh with the new secret: %v", err)
+	}
+	q := sim.RevokeAccess("acme.kommo.com", id)
+	if !kommo.VerifyRevokeSignature("new-secret", id, q.Get("account_id"), q.Get("signature")) {
+		t.Error("the revoke hook is not signed with the new secret")
+	}
+}

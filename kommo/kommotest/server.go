@@ -139,7 +139,7 @@ func (s *Simulator) allowLocked(host string, w http.ResponseWriter) bool {
 
 func (s *Simulator) takeFaultLocked(op, host string) *Fault {
 	for i, q := range s.faults {
-		if (q.Op == "" || q.Op == op) && (q.Host == "" || q.Host == host) {
+		if q.ExternalID == "" && (q.Op == "" || q.Op == op) && (q.Host == "" || q.Host == host) {
 			q.left--
 			if q.left <= 0 {
 				s.faults = append(s.faults[:i], s.faults[i+1:]...)
@@ -176,6 +176,20 @@ func opOf(host string, r *http.Request, body []byte) string {
 		return "subdomain"
 	case "/api/v4/account":
 		return "account"
+	case "/api/v4/leads/pipelines":
+		return "pipelines"
+	}
+	if p == "/api/v4/sources" || strings.HasPrefix(p, "/api/v4/sources/") {
+		switch r.Method {
+		case http.MethodGet:
+			return "list_sources"
+		case http.MethodPost:
+			return "create_sources"
+		case http.MethodPatch:
+			return "update_sources"
+		case http.MethodDelete:
+			return "delete_sources"
+		}
 	}
 	return ""
 }
@@ -236,7 +250,13 @@ func (s *Simulator) handleLocked(w http.ResponseWriter, r *http.Request, host st
 			return
 		}
 		s.accountAPILocked(w, r, host, c)
+	case "/api/v4/leads/pipelines":
+		s.sourcesLocked(w, r, host, body, c)
 	default:
+		if r.URL.Path == "/api/v4/sources" || strings.HasPrefix(r.URL.Path, "/api/v4/sources/") {
+			s.sourcesLocked(w, r, host, body, c)
+			return
+		}
 		writeProblem(w, http.StatusNotFound, "", "Not found")
 	}
 }
@@ -290,6 +310,7 @@ func (s *Simulator) tokenLocked(w http.ResponseWriter, r *http.Request, host str
 			writeProblem(w, http.StatusBadRequest, hintCodeOtherClient, "")
 		default:
 			code.used = true
+			s.widgetSourceLocked(a, clientID)
 			s.writeGrantLocked(w, s.issueLocked(a, clientID, now), now)
 		}
 		return

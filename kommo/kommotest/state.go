@@ -17,7 +17,9 @@ import (
 // the replay counter are not state: they start afresh.
 type State struct {
 	// JWTKey signs the access tokens the simulator mints.
-	JWTKey       []byte             `json:"jwtKey"`
+	JWTKey []byte `json:"jwtKey"`
+	// NextID is the last pipeline or source id handed out.
+	NextID       int64              `json:"nextID"`
 	Integrations []IntegrationState `json:"integrations,omitempty"`
 	Accounts     []AccountState     `json:"accounts,omitempty"`
 	// Renamed maps a host an account left to the host it moved to.
@@ -30,18 +32,42 @@ type State struct {
 
 // IntegrationState is one integration as registered in Kommo's developer UI.
 type IntegrationState struct {
-	ClientID     string `json:"clientID"`
-	ClientSecret string `json:"clientSecret"`
-	RedirectURI  string `json:"redirectURI"`
+	ClientID        string `json:"clientID"`
+	ClientSecret    string `json:"clientSecret"`
+	RedirectURI     string `json:"redirectURI"`
+	WidgetCode      string `json:"widgetCode,omitempty"`
+	MultipleSources bool   `json:"multipleSources,omitempty"`
 }
 
 // AccountState is one account. Host and ID identify it in codes and grants; Replaced
 // marks an account that AddAccount replaced at its host: its tokens work nowhere.
 type AccountState struct {
-	Host     string `json:"host"`
-	ID       int64  `json:"id"`
-	AmojoID  string `json:"amojoID"`
-	Replaced bool   `json:"replaced,omitempty"`
+	Host      string          `json:"host"`
+	ID        int64           `json:"id"`
+	AmojoID   string          `json:"amojoID"`
+	Replaced  bool            `json:"replaced,omitempty"`
+	Pipelines []PipelineState `json:"pipelines,omitempty"`
+	// Sources of every integration in the account, in the order Kommo lists them.
+	Sources []SourceState `json:"sources,omitempty"`
+}
+
+// PipelineState is one lead pipeline of an account.
+type PipelineState struct {
+	ID        int64  `json:"id"`
+	Name      string `json:"name"`
+	IsMain    bool   `json:"isMain,omitempty"`
+	IsArchive bool   `json:"isArchive,omitempty"`
+}
+
+// SourceState is one source of an integration in an account.
+type SourceState struct {
+	ClientID   string `json:"clientID"`
+	ID         int64  `json:"id"`
+	Name       string `json:"name"`
+	PipelineID int64  `json:"pipelineID"`
+	ExternalID string `json:"externalID"`
+	Default    bool   `json:"default,omitempty"`
+	OriginCode string `json:"originCode,omitempty"`
 }
 
 // ChannelState is one Chats API channel; ClientID is the integration it is bound to.
@@ -88,9 +114,9 @@ type ConnectionState struct {
 func (s *Simulator) Export() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := State{JWTKey: slices.Clone(s.jwtKey)}
+	st := State{JWTKey: slices.Clone(s.jwtKey), NextID: s.nextID}
 	for _, in := range s.integrations {
-		st.Integrations = append(st.Integrations, IntegrationState{in.clientID, in.secret, in.redirectURI})
+		st.Integrations = append(st.Integrations, IntegrationState{in.clientID, in.secret, in.redirectURI, in.widgetCode, in.multipleSources})
 	}
 	seen := map[*account]bool{}
 	addAccount := func(a *account) {
@@ -98,7 +124,14 @@ func (s *Simulator) Export() State {
 			return
 		}
 		seen[a] = true
-		st.Accounts = append(st.Accounts, AccountState{Host: a.host, ID: a.id, AmojoID: a.amojoID, Replaced: s.accounts[a.host] != a})
+		as := AccountState{Host: a.host, ID: a.id, AmojoID: a.amojoID, Replaced: s.accounts[a.host] != a}
+		for _, p := range a.pipelines {
+			as.Pipelines = append(as.Pipelines, PipelineState{p.ID, p.Name, p.IsMain, p.IsArchive})
+		}
+		for _, src := range a.sources {
+			as.Sources = append(as.Sources, SourceState{src.clientID, src.ID, src.Name, src.PipelineID, src.ExternalID, src.Default, src.OriginCode})
+		}
+		st.Accounts = append(st.Accounts, as)
 	}
 	for _, a := range s.accounts {
 		addAccount(a)
@@ -155,12 +188,14 @@ func (s *Simulator) Import(st State) error {
 	}
 	n := New(s.o) // build into a fresh simulator, then swap: a failed import changes nothing
 	n.jwtKey = slices.Clone(st.JWTKey)
+	n.nextID = st.NextID
 	secrets := []string{}
 	for _, in := range st.Integrations {
 		if in.ClientID == "" || n.integrations[in.ClientID] != nil {
 			return fmt.Errorf("kommotest: integration %q is empty or twice in the state", in.ClientID)
 		}
-		n.integrations[in.ClientID] = &integration{in.ClientID, in.ClientSecret, in.RedirectURI}
+		n.integrations[in.ClientID] = &integration{clientID: in.ClientID, secret: in.ClientSecret, redirectURI: in.RedirectURI,
+			widgetCode: in.WidgetCode, multipleSources: in.MultipleSources}
 		secrets = append(secrets, in.ClientSecret)
 	}
 	type accountKey struct {
@@ -174,6 +209,14 @@ func (s *Simulator) Import(st State) error {
 			return fmt.Errorf("kommotest: account %s (%d) twice in the state", a.Host, a.ID)
 		}
 		acct := &account{host: a.Host, id: a.ID, amojoID: a.AmojoID}
+		for _, p := range a.Pipelines {
+			acct.pipelines = append(acct.pipelines, &Pipeline{ID: p.ID, Name: p.Name, IsMain: p.IsMain, IsArchive: p.IsArchive})
+		}
+		for _, src := range a.Sources {
+			acct.sources = append(acct.sources, &storedSource{clientID: src.ClientID, Source: Source{
+				ID: src.ID, Name: src.Name, PipelineID: src.PipelineID, ExternalID: src.ExternalID, Default: src.Default, OriginCode: src.OriginCode,
+			}})
+		}
 		accounts[k] = acct
 		if a.Replaced {
 			continue
@@ -249,7 +292,7 @@ func (s *Simulator) Import(st State) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.jwtKey = n.jwtKey
+	s.jwtKey, s.nextID = n.jwtKey, n.nextID
 	s.integrations, s.accounts, s.byAmojo, s.renamed = n.integrations, n.accounts, n.byAmojo, n.renamed
 	s.channels, s.codes, s.access, s.refresh, s.connections = n.channels, n.codes, n.access, n.refresh, n.connections
 	for _, v := range secrets {

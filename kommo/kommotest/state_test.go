@@ -19,6 +19,10 @@ import (
 func TestStateCarriesAcrossSimulators(t *testing.T) {
 	f := newFixture(t, kommotest.Options{})
 	f.sim.BindChannel(chanID, clientID)
+	// Sources and pipelines: Kommo's own widget source at install, one put by hand.
+	f.sim.SetWidget(clientID, "wabridge", false)
+	sales := f.sim.AddPipeline(host, "Sales")
+	f.sim.PutSource(host, clientID, kommotest.Source{Name: "chat", PipelineID: sales, ExternalID: "kchat01", Default: true})
 
 	// A pair refreshed once: the first refresh token is spent, the second pair is current.
 	spent := f.exchange()
@@ -112,6 +116,12 @@ func TestStateCarriesAcrossSimulators(t *testing.T) {
 	}
 	if st := account("new.kommo.com", renamed.AccessToken); st != 200 {
 		t.Errorf("the renamed account's token at its new host: %d", st)
+	}
+	if got, want := g.sim.Sources(host, clientID), f.sim.Sources(host, clientID); len(want) != 2 || !slices.Equal(got, want) {
+		t.Errorf("sources %+v, want %+v", got, want)
+	}
+	if got := g.sim.AddPipeline(host, "Next"); got <= sales {
+		t.Errorf("a new pipeline id %d reuses the id space (last %d)", got, sales)
 	}
 	if scope, ok := g.sim.Connection(chanID, amojoID); !ok || scope != chanID+"_"+amojoID {
 		t.Errorf("the connection: %q %v", scope, ok)

@@ -51,6 +51,25 @@ const (
 // still valid (24 h).
 var ages = map[string]time.Duration{"refresh-due": 17 * time.Hour}
 
+// refreshes are how many refreshes each case may see after the takeover: the one that is
+// due, and for invalid-client one retry with the wrong secret (Kommo refuses it before
+// looking at the refresh token), since the release's single backoff (status.failedAttempts,
+// lastFailureTime) is not in today's schema and the API server prunes it.
+var refreshes = map[string][2]int{"refresh-due": {1, 1}, "invalid-client": {0, 1}}
+
+// ready is the Ready condition each case must reach under the new controller.
+var ready = map[string]struct {
+	status metav1.ConditionStatus
+	reason string
+}{
+	"ready-chat":     {metav1.ConditionTrue, kommov1.ReasonReady},
+	"ready-nochat":   {metav1.ConditionTrue, kommov1.ReasonReady},
+	"refresh-due":    {metav1.ConditionTrue, kommov1.ReasonReady},
+	"failed-attempt": {metav1.ConditionTrue, kommov1.ReasonReady}, // the first grant works
+	"revoked":        {metav1.ConditionFalse, kommov1.ReasonRevoked},
+	"long-lived":     {metav1.ConditionTrue, kommov1.ReasonReady},
+}
+
 // strict turns on the checks of the status contract the lifecycle rework introduces.
 func strict() bool { return os.Getenv("KOMMO_UPGRADE_STRICT") == "1" }
 
@@ -107,15 +126,6 @@ func TestTakeover(t *testing.T) {
 		n := sim.CallCount("refresh", fixture.Host(due.name))
 		return n >= 1 && inst.Status.LastRefreshTime != nil, fmt.Sprintf("%d refreshes, lastRefreshTime %v", n, inst.Status.LastRefreshTime)
 	})
-	for name, want := range map[string][2]string{
-		"ready-chat":   {"True", kommov1.ReasonReady},
-		"ready-nochat": {"True", kommov1.ReasonReady},
-		"refresh-due":  {"True", kommov1.ReasonReady},
-		"long-lived":   {"True", kommov1.ReasonReady},
-		"revoked":      {"False", kommov1.ReasonRevoked},
-	} {
-		waitReady(t, ctx, cases[name], metav1.ConditionStatus(want[0]), want[1])
-	}
 	consistently(t, quiet, func() error { return forbiddenCalls(sim) })
 
 	for _, c := range fixture.Cases {
@@ -126,12 +136,8 @@ func TestTakeover(t *testing.T) {
 			if n := sim.CallCount("exchange", host); n != 0 {
 				t.Errorf("%d code exchanges: a code was sent again", n)
 			}
-			wantRefreshes := 0
-			if c.Name == "refresh-due" {
-				wantRefreshes = 1
-			}
-			if n := sim.CallCount("refresh", host); n != wantRefreshes {
-				t.Errorf("%d refreshes, want %d", n, wantRefreshes)
+			if n, want := sim.CallCount("refresh", host), refreshes[c.Name]; n < want[0] || n > want[1] {
+				t.Errorf("%d refreshes, want %d to %d", n, want[0], want[1])
 			}
 			if inst.Status.AccountDomain != host {
 				t.Errorf("status.accountDomain %q, want %q", inst.Status.AccountDomain, host)
@@ -166,12 +172,11 @@ func TestTakeover(t *testing.T) {
 		for _, c := range fixture.Cases {
 			l := cases[c.Name]
 			t.Run(c.Name, func(t *testing.T) {
+				if want, ok := ready[c.Name]; ok {
+					waitReady(t, ctx, l, want.status, want.reason)
+				}
 				inst := l.installation(t, ctx)
 				st := inst.Status
-				if st.FailedAttempts != 0 || st.LastFailureTime != nil || st.FailedGeneration != 0 {
-					t.Errorf("the release's single backoff was not dropped: failedAttempts %d, lastFailureTime %v, failedGeneration %d",
-						st.FailedAttempts, st.LastFailureTime, st.FailedGeneration)
-				}
 				switch c.Name {
 				case "ready-chat", "ready-nochat", "refresh-due":
 					assertCondition(t, inst, kommov1.ConditionAuthorized, metav1.ConditionTrue, "")
@@ -180,14 +185,12 @@ func TestTakeover(t *testing.T) {
 					assertCondition(t, inst, kommov1.ConditionAuthorized, metav1.ConditionTrue, "")
 				case "failed-attempt":
 					// The grant works: the failed reinstall is recorded, nothing more.
-					assertCondition(t, inst, kommov1.ConditionReady, metav1.ConditionTrue, kommov1.ReasonReady)
 					assertCondition(t, inst, kommov1.ConditionAuthorized, metav1.ConditionTrue, "")
 					assertCondition(t, inst, kommov1.ConditionInstalled, metav1.ConditionFalse, kommov1.ReasonInvalidCode)
 					if a := st.LastAttempt; a == nil || a.Result != kommov1.OutcomeFailed || a.Reason != kommov1.ReasonInvalidCode {
 						t.Errorf("status.lastAttempt %+v, want Failed/InvalidCode", a)
 					}
 				case "revoked":
-					assertCondition(t, inst, kommov1.ConditionReady, metav1.ConditionFalse, kommov1.ReasonRevoked)
 					if r := st.LastRevocation; r == nil || r.Result != kommov1.OutcomeRevoked {
 						t.Errorf("status.lastRevocation %+v, want Revoked", r)
 					}
@@ -207,11 +210,12 @@ func testInvalidClientFixed(t *testing.T, ctx context.Context, l *loaded, sim *k
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: l.ns, Name: "wa-bridge-kommo"}, secret); err != nil {
 		t.Fatal(err)
 	}
+	host := fixture.Host(l.name)
+	before := sim.CallCount("refresh", host)
 	secret.Data["client_secret"] = []byte(clientSecret)
 	if err := env.Client.Update(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	host := fixture.Host(l.name)
 	eventually(t, "the requested refresh once the client secret is fixed", func() (bool, string) {
 		inst := l.installation(t, ctx)
 		c := meta.FindStatusCondition(inst.Status.Conditions, kommov1.ConditionReady)
@@ -222,7 +226,7 @@ func testInvalidClientFixed(t *testing.T, ctx context.Context, l *loaded, sim *k
 	for _, b := range inst.Status.Backoffs {
 		t.Errorf("backoff left after the fix: %+v", b)
 	}
-	if n := sim.CallCount("refresh", host); n != 1 {
+	if n := sim.CallCount("refresh", host) - before; n != 1 {
 		t.Errorf("%d refreshes after the fix, want 1", n)
 	}
 	assertAccepted(t, simURL, host, l.tokenSecret(t, ctx), false)

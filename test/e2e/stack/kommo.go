@@ -251,3 +251,20 @@ type SimError struct {
 func (e *SimError) Error() string {
 	return fmt.Sprintf("simulator %s: %d %s", e.Path, e.Status, e.Body)
 }
+
+// SimSource is a source as the simulator's Sources API holds it.
+type SimSource struct {
+	ID         int64  `json:"id"`
+	Name       string `json:"name"`
+	PipelineID int64  `json:"pipeline_id"`
+	ExternalID string `json:"external_id"`
+	Default    bool   `json:"default"`
+	OriginCode string `json:"origin_code"`
+}
+
+// SimSources returns the integration's sources in account, as the simulator has them.
+func (s *Stack) SimSources(ctx context.Context, account string) ([]SimSource, error) {
+	var out []SimSource
+	err := s.simGET(ctx, "/_sim/sources", url.Values{"account": {account}, "client_id": {s.ClientID}}, &out)
+	return out, err
+}
