@@ -70,13 +70,17 @@ var ready = map[string]struct {
 	"long-lived":     {metav1.ConditionTrue, kommov1.ReasonReady},
 }
 
-// strict turns on the checks of the status contract the lifecycle rework introduces.
-func strict() bool { return os.Getenv("KOMMO_UPGRADE_STRICT") == "1" }
+// pending are the cases whose status today's controller does not reach yet: revoked
+// becomes ReinstallRequired ("the token Secret was deleted") instead of staying Revoked,
+// with no status.lastRevocation. KOMMO_UPGRADE_STRICT=1 checks them anyway; delete an
+// entry once its case passes.
+var pending = map[string]bool{"revoked": true}
 
+// contract skips a pending case's status checks unless KOMMO_UPGRADE_STRICT=1.
 func contract(t *testing.T) {
 	t.Helper()
-	if !strict() {
-		t.Skip("the new status contract (KOMMO_UPGRADE_STRICT=1 checks it): skipped until the lifecycle rework lands")
+	if os.Getenv("KOMMO_UPGRADE_STRICT") != "1" {
+		t.Skip("KOMMO_UPGRADE_STRICT=1 checks it; skipped until the lifecycle rework lands")
 	}
 }
 
@@ -166,12 +170,14 @@ func TestTakeover(t *testing.T) {
 	}
 	assertNoSecretsLeaked(t, logs.String(), sim, f.Meta)
 
-	// The status contract of the lifecycle rework, case by case.
-	t.Run("contract", func(t *testing.T) {
-		contract(t)
+	// The status each case reaches under this controller, in the lifecycle's fields.
+	t.Run("status", func(t *testing.T) {
 		for _, c := range fixture.Cases {
 			l := cases[c.Name]
 			t.Run(c.Name, func(t *testing.T) {
+				if pending[c.Name] {
+					contract(t)
+				}
 				if want, ok := ready[c.Name]; ok {
 					waitReady(t, ctx, l, want.status, want.reason)
 				}
