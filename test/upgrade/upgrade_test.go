@@ -17,11 +17,13 @@ import (
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -199,6 +201,16 @@ func TestTakeover(t *testing.T) {
 				case "revoked":
 					if r := st.LastRevocation; r == nil || r.Result != kommov1.OutcomeRevoked {
 						t.Errorf("status.lastRevocation %+v, want Revoked", r)
+					}
+					// Nobody has to act: the account disabled the integration on purpose.
+					events := &eventsv1.EventList{}
+					if err := env.Client.List(ctx, events, client.InNamespace(l.ns)); err != nil {
+						t.Fatal(err)
+					}
+					for _, e := range events.Items {
+						if e.Type == corev1.EventTypeWarning {
+							t.Errorf("Warning event %s after the takeover: %s", e.Reason, e.Note)
+						}
 					}
 				case "invalid-client":
 					testInvalidClientFixed(t, ctx, l, sim, srv.URL, f.Meta.ClientSecret)
