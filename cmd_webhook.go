@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -37,15 +38,21 @@ func runWebhook(args []string) error {
 		"Comma-separated CIDRs of reverse proxies (e.g. the ingress controller's pods) whose X-Forwarded-For "+
 			"names the client. Default: none, the TCP peer is the client.")
 	fs.IntVar(&opts.MaxPendingInstallations, "max-pending-installations", opts.MaxPendingInstallations,
-		"Most installs per integration received in the last 20 minutes and not yet processed by the controller. 0 disables the cap.")
+		"Most installs per integration received in the last 20 minutes and not yet processed by the controller "+
+			"(a failed attempt is processed). 0 disables the cap.")
+	fs.IntVar(&opts.MaxPendingPerClient, "max-pending-installations-per-ip", opts.MaxPendingPerClient,
+		"Most of those pending installs one client IP (IPv6: one /64) may hold in this replica; an install that becomes "+
+			"a working grant gives its place back. 0 disables the share.")
 	fs.DurationVar(&opts.RequestDeadline, "request-deadline", opts.RequestDeadline,
 		"Every request is answered within this time; writes the API server has not confirmed by then are retried "+
-			"in the background. Kommo waits at most 3s.")
+			"in the background for the code's 20 minutes. Kommo waits at most 3s, network included.")
 	fs.BoolVar(&opts.EnableHTTP2, "enable-http2", false,
 		"Also serve cleartext HTTP/2 (h2c) on --bind-address. Off by default because of HTTP/2's denial-of-service history.")
 	fs.DurationVar(&opts.ShutdownDelay, "shutdown-delay", opts.ShutdownDelay,
-		"On SIGTERM, go on serving (unready) this long before closing the listener, while endpoints stop sending traffic. "+
-			"Then in-flight requests and background writes get up to 12s: keep terminationGracePeriodSeconds above both.")
+		"On SIGTERM, go on serving (unready) this long before closing the listener, while endpoints stop sending traffic.")
+	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", opts.ShutdownTimeout,
+		"After the shutdown delay, wait this long for in-flight requests and background writes. Keep the preStop "+
+			"hook plus --shutdown-delay plus --shutdown-timeout below terminationGracePeriodSeconds.")
 	fs.Float64Var(&qps, "kube-api-qps", webhook.DefaultKubeAPIQPS, "Requests per second to the Kubernetes API server.")
 	fs.IntVar(&burst, "kube-api-burst", webhook.DefaultKubeAPIBurst, "Burst of requests to the Kubernetes API server.")
 	zapOpts := zap.Options{}
@@ -61,6 +68,10 @@ func runWebhook(args []string) error {
 		return fmt.Errorf("--trusted-proxy-cidrs: %w", err)
 	}
 	opts.TrustedProxies = proxies
+	// The readiness write probe runs in the webhook's own namespace (downward API).
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		opts.ProbeNamespace = ns
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
 	cfg, err := restConfig(kubeconfig)

@@ -62,8 +62,16 @@ func Backoff(class failureClass, attempts int32, retryAfter time.Duration) time.
 // forever is the wait of a terminal failure.
 const forever = time.Duration(1<<63 - 1)
 
-// reasonOf maps a Kommo error to a condition reason and a backoff class. NotFound means
-// different things per API: callers of the account API map it themselves.
+// chatReasonOf is reasonOf for the Chats API, where a 404 is an unknown channel.
+func chatReasonOf(err error) (string, failureClass) {
+	if kommo.KindOf(err) == kommo.KindNotFound {
+		return kommov1.ReasonChannelNotFound, failureConfig
+	}
+	return reasonOf(err)
+}
+
+// reasonOf maps an error of Kommo's OAuth or account API to a condition reason and a
+// backoff class; a 404 there means no account at that host.
 func reasonOf(err error) (string, failureClass) {
 	switch kommo.KindOf(err) {
 	case kommo.KindRateLimited:
@@ -75,7 +83,7 @@ func reasonOf(err error) (string, failureClass) {
 	case kommo.KindInvalidSignature:
 		return kommov1.ReasonInvalidSignature, failureConfig
 	case kommo.KindNotFound:
-		return kommov1.ReasonChannelNotFound, failureConfig
+		return kommov1.ReasonAccountNotFound, failureConfig
 	case kommo.KindTokenRevoked:
 		return kommov1.ReasonReinstallRequired, failureTerminal
 	case kommo.KindBadRequest, kommo.KindInvalidCode, kommo.KindUnauthorized:

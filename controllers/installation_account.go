@@ -33,9 +33,6 @@ func (r *InstallationReconciler) reconcileAccount(ctx context.Context, s *instal
 	}
 	if err != nil {
 		reason, _ := reasonOf(err)
-		if kommo.KindOf(err) == kommo.KindNotFound {
-			reason = kommov1.ReasonAccountNotFound
-		}
 		if kommo.KindOf(err) == kommo.KindUnauthorized && s.tokens.RefreshToken != "" && s.failing(concernAccount) == nil {
 			st.RefreshTime = ptr.To(metav1.NewTime(s.now.Truncate(time.Second)))
 			s.requeue(time.Second)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -37,27 +36,9 @@ func attemptDone(st *kommov1.KommoInstallationStatus, auth *kommov1.Authorizatio
 	if a := st.LastAttempt; a != nil && a.ReceivedAt.Equal(&auth.ReceivedAt) {
 		return true
 	}
-	// Written by releases before lastAttempt: installedAt was set once an install was
-	// fully processed.
+	// Written by releases before lastAttempt (adoptLegacyStatus carries their failures
+	// over): installedAt was set once an install was fully processed.
 	return st.LastAttempt == nil && st.InstalledAt != nil && st.InstalledAt.Equal(&auth.ReceivedAt)
-}
-
-// legacyFailure is the terminal failure a release before lastAttempt recorded for the
-// current install on the Authorized condition, "" when none: such an install must not be
-// exchanged again.
-func legacyFailure(s *installationScope) *metav1.Condition {
-	if s.inst.Status.LastAttempt != nil {
-		return nil
-	}
-	c := meta.FindStatusCondition(s.inst.Status.Conditions, kommov1.ConditionAuthorized)
-	if c == nil || c.Status != metav1.ConditionFalse || c.ObservedGeneration != s.inst.Generation {
-		return nil
-	}
-	switch c.Reason {
-	case kommov1.ReasonInvalidCode, kommov1.ReasonCodeNotFound, kommov1.ReasonInvalidState:
-		return c
-	}
-	return nil
 }
 
 // reconcileAttempt exchanges the code of an install not processed yet. Everything that
@@ -72,10 +53,6 @@ func (r *InstallationReconciler) reconcileAttempt(ctx context.Context, s *instal
 	if s.tokens != nil && s.tokens.Authorization == receivedAtKey(auth.ReceivedAt) {
 		// Exchanged by a pass that did not get to record it.
 		r.attemptSucceeded(ctx, s, false)
-		return nil
-	}
-	if c := legacyFailure(s); c != nil {
-		r.attemptFailed(ctx, s, c.Reason, c.Message, false)
 		return nil
 	}
 	if ref := s.integration.Spec.StateSecretRef; ref != nil && !auth.FromWidget {
@@ -107,14 +84,8 @@ func (r *InstallationReconciler) reconcileAttempt(ctx context.Context, s *instal
 		r.attemptFailed(ctx, s, kommov1.ReasonCodeNotFound, missing.Error(), true)
 		return nil
 	}
-	if r.waiting(s, concernAttempt) {
-		return nil
-	}
-	app, ok, err := r.credentials(ctx, s)
+	app, ok, err := r.readyToSpend(ctx, s, concernAttempt)
 	if !ok || err != nil {
-		return err
-	}
-	if ok, err := r.liveCheck(ctx, s); !ok || err != nil {
 		return err
 	}
 
@@ -132,6 +103,7 @@ func (r *InstallationReconciler) reconcileAttempt(ctx context.Context, s *instal
 			exchangeErr = err
 			return nil
 		}
+		defer observeUnpersisted(time.Now())
 		return r.storeTokens(ctx, s, func(cur *tokens, exists bool) error {
 			if exists != (before != nil) || exists && cur.Authorization != before.Authorization {
 				return errSuperseded

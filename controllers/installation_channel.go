@@ -87,7 +87,7 @@ func (r *InstallationReconciler) reconcileChannel(ctx context.Context, s *instal
 	conn, err := r.Kommo.Connect(ctx, s.host(), kommo.Channel{ID: s.chat.ChannelID, Secret: secret},
 		kommo.ConnectRequest{AmojoID: st.AmojoID, Title: s.chat.Title, HookAPIVersion: s.chat.HookAPIVersion})
 	if err != nil {
-		reason, _ := reasonOf(err)
+		reason, _ := chatReasonOf(err)
 		r.failed(ctx, s, concernChannel, reason, err)
 		return nil
 	}
@@ -130,7 +130,7 @@ func (r *InstallationReconciler) disconnectOld(ctx context.Context, s *installat
 		case kommo.IsTerminal(err):
 			giveUp(err.Error())
 		default:
-			reason, _ := reasonOf(err)
+			reason, _ := chatReasonOf(err)
 			r.failed(ctx, s, concernChannel, reason, err)
 			return false, nil
 		}

@@ -50,6 +50,8 @@ type InstallationReconciler struct {
 	BackoffScale float64
 	// SingleUse runs the calls that spend a code or a refresh token.
 	SingleUse *SingleUse
+	// Replica names this process in the refresh fence on token Secrets.
+	Replica string
 
 	// unsaved holds tokens Kommo issued that could not be written to the API server even
 	// after retries. The next reconcile of that installation writes them before anything
@@ -138,6 +140,7 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.loadTokens(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
+	adoptLegacyStatus(s)
 	if err := r.saveUnsavedTokens(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -220,6 +223,20 @@ func (r *InstallationReconciler) liveCheck(ctx context.Context, s *installationS
 		return false, nil
 	}
 	return true, nil
+}
+
+// readyToSpend is what precedes every single-use call: concern's backoff has run out, the
+// client secret is at hand, and the cache is not behind.
+func (r *InstallationReconciler) readyToSpend(ctx context.Context, s *installationScope, concern string) (kommo.App, bool, error) {
+	if r.waiting(s, concern) {
+		return kommo.App{}, false, nil
+	}
+	app, ok, err := r.credentials(ctx, s)
+	if !ok || err != nil {
+		return app, false, err
+	}
+	ok, err = r.liveCheck(ctx, s)
+	return app, ok, err
 }
 
 func (r *InstallationReconciler) now() time.Time {

@@ -75,7 +75,7 @@ func (r *InstallationReconciler) reconcileDelete(ctx context.Context, s *install
 	}
 	err = r.Kommo.Disconnect(ctx, s.host(), kommo.Channel{ID: channel.ChannelID, Secret: secret}, st.AmojoID)
 	if err != nil && kommo.KindOf(err) != kommo.KindNotFound {
-		reason, _ := reasonOf(err)
+		reason, _ := chatReasonOf(err)
 		r.failed(ctx, s, concernDisconnect, reason, err)
 		return nil
 	}

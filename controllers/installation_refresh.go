@@ -44,19 +44,14 @@ func (r *InstallationReconciler) reconcileRefresh(ctx context.Context, s *instal
 		s.requeue(next.Sub(s.now))
 		return nil
 	}
-	if r.waiting(s, concernRefresh) {
-		return nil
-	}
-	app, ok, err := r.credentials(ctx, s)
+	app, ok, err := r.readyToSpend(ctx, s, concernRefresh)
 	if !ok || err != nil {
-		return err
-	}
-	if ok, err := r.liveCheck(ctx, s); !ok || err != nil {
 		return err
 	}
 
 	var refreshErr error
 	var sent string
+	var fenced time.Duration
 	err = r.SingleUse.Run(ctx, func(ctx context.Context) error {
 		live, err := r.liveTokens(ctx, s)
 		if err != nil {
@@ -66,20 +61,42 @@ func (r *InstallationReconciler) reconcileRefresh(ctx context.Context, s *instal
 			return errSuperseded // the cache is behind the Secret
 		}
 		sent = live.RefreshToken
+		if fenced = fencedFor(live.Refreshing, r.Replica, s.now); fenced > 0 {
+			return nil
+		}
+		// Fence the refresh token before sending it; another replica racing us loses the
+		// optimistic write and sees the fence.
+		if _, err := r.writeTokenSecret(ctx, s, func(cur *tokens, exists bool) error {
+			if !exists || cur.RefreshToken != sent {
+				return errSuperseded
+			}
+			cur.Refreshing = refreshFence(r.Replica, s.now)
+			return nil
+		}); err != nil {
+			return err
+		}
 		tok, err := r.Kommo.Refresh(ctx, s.host(), app, sent)
 		if movable(err) && r.followRename(ctx, s, live) {
 			tok, err = r.Kommo.Refresh(ctx, s.host(), app, sent)
 		}
 		if err != nil {
 			refreshErr = err
-			return nil
+			// Kommo answered (or the answer was lost); either way the fence goes.
+			return r.storeTokens(ctx, s, func(cur *tokens, exists bool) error {
+				if !exists || cur.RefreshToken != sent {
+					return errSuperseded
+				}
+				cur.Refreshing = ""
+				return nil
+			})
 		}
+		defer observeUnpersisted(time.Now())
 		return r.storeTokens(ctx, s, func(cur *tokens, exists bool) error {
 			if !exists || cur.RefreshToken != sent {
 				return errSuperseded
 			}
 			cur.AccessToken, cur.RefreshToken, cur.ExpiresAt = tok.AccessToken, tok.RefreshToken, tok.ExpiresAt
-			cur.AccountDomain = s.host()
+			cur.AccountDomain, cur.Refreshing = s.host(), ""
 			return nil
 		})
 	})
@@ -89,6 +106,10 @@ func (r *InstallationReconciler) reconcileRefresh(ctx context.Context, s *instal
 		return nil
 	case err != nil:
 		return err
+	case fenced > 0:
+		logf.FromContext(ctx).Info("Another replica is refreshing these tokens; waiting", "for", fenced.Round(time.Second).String())
+		s.requeue(fenced)
+		return nil
 	case refreshErr != nil:
 		r.refreshFailed(ctx, s, refreshErr)
 		return nil

@@ -29,6 +29,16 @@ func (r *InstallationReconciler) reconcileRevocation(ctx context.Context, s *ins
 		r.revocationDecided(ctx, s, kommov1.OutcomeIgnored, kommov1.ReasonSuperseded, "An install was recorded after the hook")
 		return nil
 	}
+	account := st.AccountID
+	if account == 0 && s.tokens != nil {
+		account = s.tokens.AccountID // from the token's claims, until the lookup confirms it
+	}
+	if account != 0 && rev.AccountID != strconv.FormatInt(account, 10) {
+		// The webhook records a hook on every installation whose account it does not know
+		// yet; this one is another account's, whatever its signature.
+		r.revocationDecided(ctx, s, kommov1.OutcomeIgnored, kommov1.ReasonOtherAccount, "The hook is for account "+rev.AccountID)
+		return nil
+	}
 	app, ok, err := r.credentials(ctx, s)
 	if !ok || err != nil {
 		return err
@@ -41,17 +51,8 @@ func (r *InstallationReconciler) reconcileRevocation(ctx context.Context, s *ins
 	if s.tokens == nil {
 		return nil // nothing to revoke; decided once a grant exists
 	}
-	account := st.AccountID
-	if account == 0 {
-		account = s.tokens.AccountID // from the token's claims, until the lookup confirms it
-	}
 	if account == 0 {
 		return nil // the account concern looks it up; the hook waits for it
-	}
-	if rev.AccountID != strconv.FormatInt(account, 10) {
-		// Recorded on every installation whose account was not known yet.
-		r.revocationDecided(ctx, s, kommov1.OutcomeIgnored, kommov1.ReasonOtherAccount, "The hook is for account "+rev.AccountID)
-		return nil
 	}
 	if !s.tokens.ExpiresAt.After(s.now) {
 		return nil // an expired access token proves nothing; the grant concern refreshes it first

@@ -448,3 +448,63 @@ func TestDisableAndInstallAgain(t *testing.T) {
 		t.Error("the channel was not connected again")
 	}
 }
+
+// Stopping the controller (SIGTERM, a rollout) while a refresh is on the wire loses
+// nothing: the call finishes, its pair is written, and the next controller refreshes with
+// it — no spent refresh token is ever sent again.
+func TestShutdownMidRefreshWritesThePair(t *testing.T) {
+	h := newHarness(t, harnessOptions{noChat: true})
+	name := h.install("acme.kommo.com")
+	h.waitReady(name)
+	before := string(h.tokenSecret(name).Data[kommov1.TokenKeyRefreshToken])
+	h.sim.Inject(kommotest.Fault{Op: "refresh", Latency: 2 * time.Second})
+	h.mergePatch(h.get(name), map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		kommov1.AnnotationRefreshRequestedAt: refreshRequest()}}})
+	h.eventually("the refresh on the wire", func() (bool, string) {
+		return h.sim.PendingFaults() == 0, "not sent yet"
+	})
+	h.stopController() // cancels the manager's context mid-call; it waits for the reconcile
+	after := string(h.tokenSecret(name).Data[kommov1.TokenKeyRefreshToken])
+	if after == before {
+		t.Fatal("the refreshed pair was not written before the controller stopped")
+	}
+	h.startController()
+	h.requestRefresh(name)
+	if n := h.sim.UsedRefreshTokenReplays(); n != 0 {
+		t.Errorf("a spent refresh token was sent %d times", n)
+	}
+	if n := h.sim.CallCount("refresh", ""); n != 2 {
+		t.Errorf("%d refreshes, want 2", n)
+	}
+}
+
+// During a change of leader two replicas may run for a moment: a refresh another replica
+// has fenced is not sent again until that replica wrote its pair or the fence is older
+// than a single-use call can take.
+func TestAnotherReplicasRefreshIsNotRepeated(t *testing.T) {
+	h := newHarness(t, harnessOptions{noChat: true})
+	name := h.install("acme.kommo.com")
+	h.waitReady(name)
+	secret := h.tokenSecret(name)
+	secret.Annotations["kommo-operator.io/refreshing"] = "other-replica " + h.clock.Now().UTC().Format(time.RFC3339Nano)
+	if err := env.Client.Update(h.ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	h.mergePatch(h.get(name), map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		kommov1.AnnotationRefreshRequestedAt: refreshRequest()}}})
+	h.eventually("the controller waiting on the fence", func() (bool, string) {
+		return strings.Contains(h.logs.String(), "Another replica is refreshing"), "no wait logged"
+	})
+	if n := h.sim.CallCount("refresh", ""); n != 0 {
+		t.Fatalf("%d refreshes under another replica's fence", n)
+	}
+	// The other replica died: its fence runs out and the refresh goes ahead.
+	h.clock.Advance(2 * time.Minute)
+	h.poke(name)
+	h.eventually("the refresh", func() (bool, string) {
+		return h.get(name).Status.LastRefreshTime != nil, "not refreshed"
+	})
+	if fence := h.tokenSecret(name).Annotations["kommo-operator.io/refreshing"]; fence != "" {
+		t.Errorf("the fence %q stayed after the refresh", fence)
+	}
+}

@@ -35,6 +35,12 @@ var (
 		Help: "\"Access revoked\" hooks decided, by result (revoked: confirmed with Kommo and acted on; ignored) and reason.",
 	}, []string{"result", "reason"})
 
+	unpersisted = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "kommo_token_unpersisted_seconds",
+		Help:    "Time from Kommo's answer to an exchange or refresh until the new pair was written to the token Secret: the window in which only a SIGKILL can lose it.",
+		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+	})
+
 	expiryDesc = prometheus.NewDesc("kommo_installation_token_expiry_timestamp_seconds",
 		"When the installation's access token expires, as a Unix time.", []string{"namespace", "name"}, nil)
 	readyDesc = prometheus.NewDesc("kommo_installation_ready",
@@ -45,7 +51,7 @@ var (
 var collector = &installationCollector{}
 
 func init() {
-	metrics.Registry.MustRegister(apiRequests, apiDuration, tokenRefreshes, revocationHooks, collector)
+	metrics.Registry.MustRegister(apiRequests, apiDuration, tokenRefreshes, revocationHooks, unpersisted, collector)
 	for _, result := range []string{"success", "failure", "revoked"} {
 		tokenRefreshes.WithLabelValues(result) // export zeroes so rate() works from the start
 	}
@@ -56,6 +62,9 @@ func ObserveKommoRequest(api, operation string, code int, elapsed time.Duration)
 	apiRequests.WithLabelValues(api, operation, strconv.Itoa(code)).Inc()
 	apiDuration.WithLabelValues(api, operation).Observe(elapsed.Seconds())
 }
+
+// observeUnpersisted records how long a new pair waited for its write, from answered.
+func observeUnpersisted(answered time.Time) { unpersisted.Observe(time.Since(answered).Seconds()) }
 
 // installationCollector reports token expiry and readiness of every installation at scrape
 // time from the cache, so deleted installations leave no stale series behind.

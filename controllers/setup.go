@@ -1,7 +1,10 @@
 package controllers
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -66,6 +69,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Recorder:     mgr.GetEventRecorder("kommo-operator-controller"),
 		BackoffScale: o.BackoffScale,
 		SingleUse:    o.SingleUse,
+		Replica:      replicaName(),
 		Now:          o.Now,
 	}
 	if err := installations.SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
@@ -73,4 +77,13 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	collectFrom(mgr.GetCache())
 	return nil
+}
+
+// replicaName names this process: the pod's name (the hostname) and a random suffix, so a
+// restarted pod is another replica for the refresh fence.
+func replicaName() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
 }

@@ -47,7 +47,7 @@ const (
 // harness is one test's world: a namespace, a Kommo simulator and a controller manager
 // watching only that namespace, configured as in production.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	ns       string
 	sim      *kommotest.Simulator
@@ -89,7 +89,7 @@ func (c *offsetClock) Advance(d time.Duration) {
 	c.offset += d
 }
 
-func newHarness(t *testing.T, o harnessOptions) *harness {
+func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	o.sim.AutoAccounts = true
 	if o.sim.QPS == 0 {

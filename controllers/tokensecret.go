@@ -19,6 +19,13 @@ import (
 // that a code was already exchanged even when status never recorded it: codes are single-use.
 const annotationAuthorization = "kommo-operator.io/authorization"
 
+// annotationRefreshing on a token Secret says a controller replica is refreshing its
+// tokens: "<replica> <RFC 3339 time>". It fences the refresh across replicas — during a
+// change of leader two may run for a moment — so that a refresh token is never sent by
+// one while another's call with it is on the wire. It is cleared with the write of the
+// new pair, and ignored once older than a single-use call can take.
+const annotationRefreshing = "kommo-operator.io/refreshing"
+
 // tokens is the content of a token Secret.
 type tokens struct {
 	AccessToken   string
@@ -30,6 +37,8 @@ type tokens struct {
 	ScopeID       string
 	// Authorization is the authorization.receivedAt the tokens came from, "" for long-lived.
 	Authorization string
+	// Refreshing is the annotationRefreshing fence, "" when no refresh is in flight.
+	Refreshing string
 }
 
 // tokenSecretName is <installation>-token, shortened with a hash of the full name when that
@@ -72,6 +81,9 @@ func buildTokenSecret(inst *kommov1.KommoInstallation, integration *kommov1.Komm
 	}
 	if t.Authorization != "" {
 		annotations[annotationAuthorization] = t.Authorization
+	}
+	if t.Refreshing != "" {
+		annotations[annotationRefreshing] = t.Refreshing
 	}
 
 	data := map[string][]byte{
@@ -120,6 +132,7 @@ func readTokens(s *corev1.Secret) tokens {
 		AmojoID:       string(s.Data[kommov1.TokenKeyAmojoID]),
 		ScopeID:       string(s.Data[kommov1.TokenKeyScopeID]),
 		Authorization: s.Annotations[annotationAuthorization],
+		Refreshing:    s.Annotations[annotationRefreshing],
 	}
 	t.ExpiresAt, _ = time.Parse(time.RFC3339, string(s.Data[kommov1.TokenKeyExpiresAt]))
 	t.AccountID, _ = strconv.ParseInt(string(s.Data[kommov1.TokenKeyAccountID]), 10, 64)
@@ -129,4 +142,24 @@ func readTokens(s *corev1.Secret) tokens {
 // reservedKey reports whether a label or annotation key is the operator's to set.
 func reservedKey(k string) bool {
 	return strings.HasPrefix(k, "kommo-operator.io/") || k == kommov1.LabelManagedBy
+}
+
+// refreshFence is the annotationRefreshing value of replica at now.
+func refreshFence(replica string, now time.Time) string {
+	return replica + " " + now.UTC().Format(time.RFC3339Nano)
+}
+
+// fencedFor is how long a refresh must still wait for another replica's fence; 0 when
+// there is none, it is ours, or it is older than a single-use call can take (its holder
+// died: what it sent is then recovered by Kommo's grace rule).
+func fencedFor(fence, replica string, now time.Time) time.Duration {
+	holder, at, ok := strings.Cut(fence, " ")
+	if !ok || holder == replica {
+		return 0
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return 0
+	}
+	return max(t.Add(singleUseTimeout).Sub(now), 0)
 }

@@ -81,13 +81,17 @@ func (r *InstallationReconciler) writeTokenSecret(ctx context.Context, s *instal
 		return cur, r.Create(ctx, desired)
 	}
 	if equality.Semantic.DeepEqual(live.Data, desired.Data) && live.Type == desired.Type &&
-		subset(desired.Labels, live.Labels) && subset(desired.Annotations, live.Annotations) {
+		subset(desired.Labels, live.Labels) && subset(desired.Annotations, live.Annotations) &&
+		(cur.Refreshing != "" || live.Annotations[annotationRefreshing] == "") {
 		return cur, nil
 	}
 	updated := live.DeepCopy()
 	updated.Data = desired.Data
 	updated.Labels = merged(updated.Labels, desired.Labels)
 	updated.Annotations = merged(updated.Annotations, desired.Annotations)
+	if cur.Refreshing == "" {
+		delete(updated.Annotations, annotationRefreshing)
+	}
 	return cur, r.Update(ctx, updated)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -172,4 +173,59 @@ func BenchmarkAPIServerInstallWrites(b *testing.B) {
 			},
 		})
 	})
+}
+
+// BenchmarkPendingCount is the pending cap's cost per redirect with many installations of
+// one integration in the cache, none of them pending (installed long ago): it is an
+// indexed lookup of the pending installs, so ns/op does not grow with the installations.
+func BenchmarkPendingCount(b *testing.B) {
+	for _, n := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("installations=%d", n), func(b *testing.B) { benchmarkPendingCount(b, n) })
+	}
+}
+
+func benchmarkPendingCount(b *testing.B, installations int) {
+	opts := testOptions()
+	opts.MaxPendingPerClient = 0
+	h := startWebhook(b, nil, opts, nil)
+	ns := env.Namespace(b)
+	integ := h.createIntegration(ns, "bench")
+	c := benchClient(b)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(installations); i = next.Add(1) {
+				host := fmt.Sprintf("a%d.kommo.com", i)
+				err := c.Create(context.Background(), &kommov1.KommoInstallation{
+					ObjectMeta: metav1.ObjectMeta{Name: "bench." + host, Namespace: ns},
+					Spec:       kommov1.KommoInstallationSpec{IntegrationRef: kommov1.LocalObjectReference{Name: "bench"}, AccountDomain: host},
+				})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	eventually(b, 5*time.Minute, "the cache to hold every installation", func() bool {
+		list := &kommov1.KommoInstallationList{}
+		return h.mgr.GetCache().List(context.Background(), list, client.InNamespace(ns)) == nil && len(list.Items) == installations
+	})
+	in := install{
+		key:         client.ObjectKey{Namespace: ns, Name: "bench.new.kommo.com"},
+		integration: integ,
+		secretName:  "kommo-code-bench",
+		receivedAt:  time.Now(),
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		release, _, outcome := h.srv.admitPending(context.Background(), in, netip.Addr{}, h.srv.log)
+		if outcome != "" {
+			b.Fatalf("refused: %s", outcome)
+		}
+		release()
+	}
 }

@@ -220,3 +220,30 @@ func TestShutdownWaitsForDeferredWrites(t *testing.T) {
 		t.Errorf("deferred writes gauge = %v after shutdown", g)
 	}
 }
+
+// With the default deadline the webhook answers within a second whatever the API server
+// does, leaving most of Kommo's 3 seconds to the network; the write lands later.
+func TestDefaultDeadlineLeavesKommoTheNetwork(t *testing.T) {
+	if d := DefaultOptions().RequestDeadline; d > time.Second {
+		t.Fatalf("default --request-deadline %v, want at most 1s", d)
+	}
+	proxy := newStallProxy(t)
+	h := startWebhook(t, proxy.config(), testOptions(), nil)
+	ns := env.Namespace(t)
+	h.createIntegration(ns, "bridge")
+	proxy.stall()
+	start := time.Now()
+	resp := h.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("margin")))
+	elapsed := time.Since(start)
+	if resp.status != http.StatusAccepted {
+		t.Fatalf("got %d %q, want 202", resp.status, resp.body)
+	}
+	if elapsed > time.Second {
+		t.Errorf("answered after %v, want at most 1s", elapsed)
+	}
+	proxy.unstall()
+	eventually(t, 20*time.Second, "the deferred write to land", func() bool {
+		_, insts := objects(t, ns)
+		return len(insts) == 1
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -166,17 +167,18 @@ func (s *Server) redirect(r *http.Request, start time.Time, log logr.Logger) (an
 	// A code already on the installation was recorded before: Kommo or the browser sent
 	// it twice. Recording it again would make the controller exchange a used code.
 	cached := &kommov1.KommoInstallation{}
-	if err := s.cache.Get(ctx, in.key, cached, client.UnsafeDisableDeepCopy); err == nil &&
+	// (Not so on an installation being deleted: the install is recorded on the new one.)
+	if err := s.cache.Get(ctx, in.key, cached, client.UnsafeDisableDeepCopy); err == nil && cached.DeletionTimestamp == nil &&
 		cached.Spec.Authorization != nil && cached.Spec.Authorization.CodeSecretRef.Name == in.secretName {
 		log.Info("Ignored a duplicate install")
 		return accepted(ansInstalled, in), outcomeDuplicate
 	}
 
-	release, a, outcome := s.admitPending(ctx, in, log)
+	release, a, outcome := s.admitPending(ctx, in, clientIP(r, s.opts.TrustedProxies), log)
 	if outcome != "" {
 		return a, outcome
 	}
-	res := s.write(log, start, receivedAt.Add(s.opts.CodeLifetime), func(ctx context.Context) (string, error) {
+	res := s.write(log, start, start.Add(s.opts.CodeLifetime), func(ctx context.Context) (string, error) {
 		return s.recordInstall(ctx, in, log)
 	}, release)
 	switch {
@@ -217,19 +219,12 @@ func (s *Server) revoke(r *http.Request, start time.Time, log logr.Logger) (answ
 	}
 	log = log.WithValues("accountID", accountID)
 
-	list := &kommov1.KommoInstallationList{}
-	if err := s.cache.List(ctx, list, client.InNamespace(integ.Namespace), client.UnsafeDisableDeepCopy,
-		client.MatchingLabels{kommov1.LabelIntegration: integ.Name, kommov1.LabelAccountID: accountID}); err != nil {
+	targets, err := s.revocationTargets(ctx, integ, accountID)
+	if err != nil {
 		log.Error(err, "Listing installations from the cache")
 		return ansError, outcomeError
 	}
-	var keys []client.ObjectKey
-	for i := range list.Items {
-		if it := &list.Items[i]; it.Spec.IntegrationRef.Name == integ.Name {
-			keys = append(keys, client.ObjectKeyFromObject(it))
-		}
-	}
-	if len(keys) == 0 {
+	if len(targets) == 0 {
 		// Nothing to revoke: never installed here, or already deleted.
 		log.Info("Revoke hook for an account without an installation")
 		return ansRevokeOK, outcomeNotFound
@@ -240,8 +235,8 @@ func (s *Server) revoke(r *http.Request, start time.Time, log logr.Logger) (answ
 		ClientUUID: clientUUID,
 		Signature:  signature,
 	}
-	res := s.write(log, start, receivedAt.Add(s.opts.CodeLifetime), func(ctx context.Context) (string, error) {
-		return s.recordRevocation(ctx, keys, rev, log)
+	res := s.write(log, start, start.Add(s.opts.CodeLifetime), func(ctx context.Context) (string, error) {
+		return s.recordRevocation(ctx, targets, rev, log)
 	}, nil)
 	switch {
 	case res.outcome == outcomeDeferred:
@@ -251,6 +246,54 @@ func (s *Server) revoke(r *http.Request, start time.Time, log logr.Logger) (answ
 		return ansError, outcomeError
 	}
 	return ansRevokeOK, res.outcome
+}
+
+// maxUnlabelledRevocations bounds the installations one revoke hook is recorded on when
+// no installation is labelled with its account id yet.
+const maxUnlabelledRevocations = 20
+
+// revocationTargets are the installations a revoke hook for accountID is recorded on: those
+// labelled with the account id; when there are none, the ones whose account id is not
+// known yet (normally installs the controller is still exchanging), newest first and at
+// most maxUnlabelledRevocations, so that a hook that overtakes the account lookup is not
+// dropped. That is safe: the controller acts on a revocation only once the installation's
+// account id is known and equals spec.revocation.accountID (it ignores it as OtherAccount
+// otherwise), only for the install named in supersedes, and only after Kommo has
+// confirmed that the tokens are dead. On another account's installation the hook costs
+// one ignored revocation, never a grant.
+func (s *Server) revocationTargets(ctx context.Context, integ *kommov1.KommoIntegration, accountID string) ([]revocationTarget, error) {
+	list := &kommov1.KommoInstallationList{}
+	if err := s.cache.List(ctx, list, client.InNamespace(integ.Namespace), client.UnsafeDisableDeepCopy,
+		client.MatchingLabels{kommov1.LabelIntegration: integ.Name, kommov1.LabelAccountID: accountID}); err != nil {
+		return nil, err
+	}
+	var targets []revocationTarget
+	for i := range list.Items {
+		if it := &list.Items[i]; it.Spec.IntegrationRef.Name == integ.Name {
+			targets = append(targets, revocationTarget{key: client.ObjectKeyFromObject(it)})
+		}
+	}
+	if len(targets) > 0 {
+		return targets, nil
+	}
+	if err := s.cache.List(ctx, list, client.InNamespace(integ.Namespace), client.UnsafeDisableDeepCopy,
+		client.MatchingFields{indexUnlabelled: integ.Name}); err != nil {
+		return nil, err
+	}
+	items := list.Items
+	slices.SortFunc(items, func(a, b kommov1.KommoInstallation) int { return receivedAt(&b).Compare(receivedAt(&a)) })
+	for i := range items[:min(len(items), maxUnlabelledRevocations)] {
+		targets = append(targets, revocationTarget{key: client.ObjectKeyFromObject(&items[i]), unlabelled: true})
+	}
+	return targets, nil
+}
+
+// receivedAt of the installation's install; the zero time when it holds none.
+func receivedAt(it *kommov1.KommoInstallation) time.Time {
+	if a := it.Spec.Authorization; a != nil {
+		return a.ReceivedAt.Time
+	}
+	return time.Time{}
 }
 
 // validCode: present, bounded, printable ASCII without spaces.

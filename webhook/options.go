@@ -62,9 +62,15 @@ type Options struct {
 	// CodeLifetime and not yet processed by the controller; zero or less disables the cap
 	// (--max-pending-installations).
 	MaxPendingInstallations int
+	// MaxPendingPerClient is the share of MaxPendingInstallations one client IP (IPv6:
+	// one /64) may hold in this replica: installs it sent within CodeLifetime that have
+	// not become a working grant. Zero or less: no share, only the cap
+	// (--max-pending-installations-per-ip).
+	MaxPendingPerClient int
 	// RequestDeadline is the time within which every request is answered, whatever the
 	// API server does (--request-deadline). Writes not done by then go on in the
-	// background.
+	// background for the code's lifetime. Kommo gives an install 3 seconds end to end:
+	// the default of 1 s leaves most of them to the network between Kommo and the pod.
 	RequestDeadline time.Duration
 	// EnableHTTP2 also serves cleartext HTTP/2 (h2c) on BindAddress (--enable-http2). Off
 	// by default: HTTP/2 has had rapid-reset and similar denial-of-service bugs.
@@ -74,12 +80,20 @@ type Options struct {
 	// traffic, and an install refused then is lost for good.
 	ShutdownDelay time.Duration
 	// ShutdownTimeout bounds how long shutdown then waits for in-flight requests and
-	// background writes. ShutdownDelay plus ShutdownTimeout must fit in the pod's
-	// terminationGracePeriodSeconds.
+	// background writes (--shutdown-timeout). The preStop hook plus ShutdownDelay plus
+	// ShutdownTimeout must fit in the pod's terminationGracePeriodSeconds: a SIGKILL
+	// before background writes land loses their installs.
 	ShutdownTimeout time.Duration
 	// AttemptTimeout bounds one attempt at the writes of one request; a hung API server
 	// connection is abandoned after it and the writes are tried again.
 	AttemptTimeout time.Duration
+	// WriteProbeInterval is how often the replica checks that the API server takes its
+	// writes (a dry-run create); readiness fails while it does not. WriteProbeTimeout
+	// bounds one check. ProbeNamespace is where the dry run is made: the webhook's own
+	// namespace (POD_NAMESPACE), else "default".
+	WriteProbeInterval time.Duration
+	WriteProbeTimeout  time.Duration
+	ProbeNamespace     string
 	// CodeLifetime is how long Kommo's authorization code is valid; background writes and
 	// the pending count use it. Tests shorten it.
 	CodeLifetime time.Duration
@@ -92,10 +106,14 @@ func DefaultOptions() Options {
 		RateLimit:               5,
 		RateBurst:               20,
 		MaxPendingInstallations: 500,
-		RequestDeadline:         2500 * time.Millisecond,
+		MaxPendingPerClient:     50,
+		RequestDeadline:         time.Second,
 		ShutdownDelay:           5 * time.Second,
-		ShutdownTimeout:         12 * time.Second,
+		ShutdownTimeout:         15 * time.Second,
 		AttemptTimeout:          10 * time.Second,
+		WriteProbeInterval:      5 * time.Second,
+		WriteProbeTimeout:       3 * time.Second,
+		ProbeNamespace:          "default",
 		CodeLifetime:            defaultCodeLifetime,
 	}
 }
@@ -115,6 +133,15 @@ func (o *Options) validate() error {
 	}
 	if o.AttemptTimeout <= 0 {
 		o.AttemptTimeout = DefaultOptions().AttemptTimeout
+	}
+	if o.WriteProbeInterval <= 0 {
+		o.WriteProbeInterval = DefaultOptions().WriteProbeInterval
+	}
+	if o.WriteProbeTimeout <= 0 {
+		o.WriteProbeTimeout = DefaultOptions().WriteProbeTimeout
+	}
+	if o.ProbeNamespace == "" {
+		o.ProbeNamespace = DefaultOptions().ProbeNamespace
 	}
 	if o.CodeLifetime <= 0 {
 		o.CodeLifetime = defaultCodeLifetime

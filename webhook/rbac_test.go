@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -53,6 +54,8 @@ func TestGeneratedRoleIsEnough(t *testing.T) {
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
 	h := startWebhook(t, cfg, testOptions(), nil)
+	// The readiness write probe needs nothing beyond the role.
+	eventually(t, 10*time.Second, "ready", func() bool { return h.srv.readyz(nil) == nil })
 	ns := env.Namespace(t)
 	h.createIntegration(ns, "bridge")
 

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
@@ -22,56 +23,6 @@ import (
 // maxConflicts bounds the read-decide-patch rounds of one attempt; the controller
 // patching the same object at the same moment is the usual cause.
 const maxConflicts = 5
-
-// admitPending enforces MaxPendingInstallations: installs of the integration received
-// within CodeLifetime that the controller has not processed yet (receivedAt newer than
-// status.installedAt), counted from the cache plus this replica's writes in flight. It
-// is a soft cap (other replicas' writes show up once the cache sees them); its purpose is
-// to bound what a flood of valid-looking installs can create. A reinstall of an account
-// does not count itself. On admission it returns a func to call when the write is done.
-func (s *Server) admitPending(ctx context.Context, in install, log logr.Logger) (func(), answer, string) {
-	limit := s.opts.MaxPendingInstallations
-	if limit <= 0 {
-		return func() {}, answer{}, ""
-	}
-	list := &kommov1.KommoInstallationList{}
-	if err := s.cache.List(ctx, list, client.InNamespace(in.key.Namespace), client.UnsafeDisableDeepCopy,
-		client.MatchingFields{indexIntegrationRef: in.integration.Name}); err != nil {
-		log.Error(err, "Listing installations from the cache")
-		return nil, ansError, outcomeError
-	}
-	n := 0
-	for i := range list.Items {
-		if it := &list.Items[i]; it.Name != in.key.Name && isPending(it, in.receivedAt, s.opts.CodeLifetime) {
-			n++
-		}
-	}
-	ikey := client.ObjectKeyFromObject(in.integration)
-	s.pendingMu.Lock()
-	defer s.pendingMu.Unlock()
-	if n += s.inflight[ikey]; n >= limit {
-		log.Info("Rejected install: too many pending installations", "pending", n, "max", limit)
-		return nil, ansPendingCap, outcomePendingCap
-	}
-	s.inflight[ikey]++
-	return func() {
-		s.pendingMu.Lock()
-		defer s.pendingMu.Unlock()
-		if s.inflight[ikey]--; s.inflight[ikey] <= 0 {
-			delete(s.inflight, ikey)
-		}
-	}, answer{}, ""
-}
-
-// isPending: an install received less than lifetime ago and not processed yet.
-func isPending(it *kommov1.KommoInstallation, now time.Time, lifetime time.Duration) bool {
-	a := it.Spec.Authorization
-	if a == nil || now.Sub(a.ReceivedAt.Time) >= lifetime {
-		return false
-	}
-	done := it.Status.InstalledAt
-	return done == nil || done.Time.Before(a.ReceivedAt.Time)
-}
 
 // recordInstall makes one attempt at the writes of an install, in an order that never
 // shows the controller a reference to a missing Secret: the code Secret first, then the
@@ -117,15 +68,35 @@ func (s *Server) createCodeSecret(ctx context.Context, in install) error {
 	return nil
 }
 
+// errBeingDeleted: the installation is being deleted. An install patched onto it would
+// go with it, unprocessed; the write is retried (with backoff, for the code's lifetime)
+// until the object is gone and can be created anew.
+var errBeingDeleted = errors.New("the installation is being deleted; waiting to create it anew")
+
 // upsertAuthorization creates the installation or patches its spec.authorization. A
 // patch carries the resourceVersion the decision was made on, so it never overwrites an
-// install it has not seen: the same code is a duplicate, and a receivedAt that is not
-// older than ours is a newer install (receivedAt never moves backwards).
+// install it has not seen. The same code is a duplicate; a different code always becomes
+// the current authorization. Installs are not ordered by receivedAt: replicas' clocks
+// differ, and a deferred write that lands late is an install Kommo sent all the same.
 func (s *Server) upsertAuthorization(ctx context.Context, in install, log logr.Logger) (string, error) {
 	cur := &kommov1.KommoInstallation{}
 	// The cache saves a round trip; a stale copy fails the patch's precondition.
-	found := s.cache.Get(ctx, in.key, cur) == nil
+	found, live := s.cache.Get(ctx, in.key, cur) == nil, false
 	for range maxConflicts {
+		if found && cur.DeletionTimestamp != nil {
+			if !live {
+				// The cache may still hold an object that is gone by now.
+				if err := s.apiReader.Get(ctx, in.key, cur); err != nil && !apierrors.IsNotFound(err) {
+					return "", err
+				} else if err != nil {
+					found = false
+				}
+				live = true
+				continue
+			}
+			log.V(1).Info("Installation is being deleted: waiting to create it anew")
+			return "", errBeingDeleted
+		}
 		if !found {
 			err := s.client.Create(ctx, newInstallation(in), fieldOwner)
 			if err == nil {
@@ -141,19 +112,14 @@ func (s *Server) upsertAuthorization(ctx context.Context, in install, log logr.L
 				}
 				return "", err
 			}
-			found = true
+			found, live = true, true
+			continue
 		}
-		if a := cur.Spec.Authorization; a != nil {
-			if a.CodeSecretRef.Name == in.secretName {
-				log.Info("Ignored a duplicate install")
-				return outcomeDuplicate, nil
-			}
-			if !a.ReceivedAt.Time.Before(in.receivedAt) {
-				log.Info("Ignored an install older than the one recorded")
-				return outcomeDuplicate, nil
-			}
+		if a := cur.Spec.Authorization; a != nil && a.CodeSecretRef.Name == in.secretName {
+			log.Info("Ignored a duplicate install")
+			return outcomeDuplicate, nil
 		}
-		patch, err := authorizationPatch(cur.ResourceVersion, in)
+		patch, err := authorizationPatch(cur, in)
 		if err != nil {
 			return "", err
 		}
@@ -171,6 +137,7 @@ func (s *Server) upsertAuthorization(ctx context.Context, in install, log logr.L
 				}
 				found = false
 			}
+			live = true
 		default:
 			return "", err
 		}
@@ -207,8 +174,16 @@ func newAuthorization(in install) *kommov1.Authorization {
 // resourceVersion. Merge patches merge objects field by field, so optional fields this
 // install lacks are set to null explicitly: a widget install must not inherit the state
 // of the install before it.
-func authorizationPatch(resourceVersion string, in install) ([]byte, error) {
+func authorizationPatch(cur *kommov1.KommoInstallation, in install) ([]byte, error) {
 	a := newAuthorization(in)
+	var taken []*metav1.MicroTime
+	if old := cur.Spec.Authorization; old != nil {
+		taken = append(taken, &old.ReceivedAt)
+	}
+	if last := cur.Status.LastAttempt; last != nil {
+		taken = append(taken, &last.ReceivedAt)
+	}
+	a.ReceivedAt = distinct(a.ReceivedAt, append(taken, cur.Status.InstalledAt)...)
 	auth := map[string]any{
 		"codeSecretRef": a.CodeSecretRef,
 		"receivedAt":    a.ReceivedAt,
@@ -222,19 +197,46 @@ func authorizationPatch(resourceVersion string, in install) ([]byte, error) {
 		auth["state"] = a.State
 	}
 	return json.Marshal(map[string]any{
-		"metadata": map[string]any{"resourceVersion": resourceVersion},
+		"metadata": map[string]any{"resourceVersion": cur.ResourceVersion},
 		"spec":     map[string]any{"authorization": auth},
 	})
 }
 
-// recordRevocation patches spec.revocation of each installation, guarded by
-// resourceVersion like upsertAuthorization. It skips an installation whose recorded
-// revocation is not older than this one, or is the same hook and nothing was installed
-// since (Kommo's signature has no timestamp: a repeat looks exactly like the original).
-func (s *Server) recordRevocation(ctx context.Context, keys []client.ObjectKey, rev kommov1.Revocation, log logr.Logger) (string, error) {
+// distinct moves t on by whole microseconds until it equals none of taken. The
+// controller tells installs (and hooks) apart by receivedAt alone, and two replicas can
+// stamp the same microsecond: a new install must never look like one already processed.
+func distinct(t metav1.MicroTime, taken ...*metav1.MicroTime) metav1.MicroTime {
+	for {
+		clash := false
+		for _, u := range taken {
+			if u != nil && u.Equal(&t) {
+				clash = true
+			}
+		}
+		if !clash {
+			return t
+		}
+		t = metav1.NewMicroTime(t.Add(time.Microsecond))
+	}
+}
+
+// revocationTarget is an installation a revoke hook is recorded on. unlabelled: the
+// installation's account id was not known when the hook came (see revocationTargets).
+type revocationTarget struct {
+	key        client.ObjectKey
+	unlabelled bool
+}
+
+// recordRevocation patches spec.revocation of each target, guarded by resourceVersion like
+// upsertAuthorization. Revocations are ordered by what the object held, not by clocks:
+// each records in supersedes the authorization it follows, so the controller applies it
+// to that install only. Kommo's signature has no timestamp, so a repeat looks exactly like
+// the original: the same hook with the same supersedes is a duplicate, and the same hook
+// after a reinstall is recorded again (the controller confirms it with Kommo).
+func (s *Server) recordRevocation(ctx context.Context, targets []revocationTarget, rev kommov1.Revocation, log logr.Logger) (string, error) {
 	outcome := outcomeDuplicate
-	for _, key := range keys {
-		o, err := s.revokeOne(ctx, key, rev, log.WithValues("installation", key))
+	for _, t := range targets {
+		o, err := s.revokeOne(ctx, t, rev, log.WithValues("installation", t.key))
 		if err != nil {
 			return "", err
 		}
@@ -245,10 +247,10 @@ func (s *Server) recordRevocation(ctx context.Context, keys []client.ObjectKey, 
 	return outcome, nil
 }
 
-func (s *Server) revokeOne(ctx context.Context, key client.ObjectKey, rev kommov1.Revocation, log logr.Logger) (string, error) {
+func (s *Server) revokeOne(ctx context.Context, t revocationTarget, rev kommov1.Revocation, log logr.Logger) (string, error) {
 	cur := &kommov1.KommoInstallation{}
-	if err := s.cache.Get(ctx, key, cur); err != nil {
-		if err := s.apiReader.Get(ctx, key, cur); err != nil {
+	if err := s.cache.Get(ctx, t.key, cur); err != nil {
+		if err := s.apiReader.Get(ctx, t.key, cur); err != nil {
 			if apierrors.IsNotFound(err) {
 				log.Info("Installation deleted before the revoke hook was recorded")
 				return outcomeDuplicate, nil
@@ -257,35 +259,42 @@ func (s *Server) revokeOne(ctx context.Context, key client.ObjectKey, rev kommov
 		}
 	}
 	for range maxConflicts {
-		if old := cur.Spec.Revocation; old != nil {
-			if !old.ReceivedAt.Time.Before(rev.ReceivedAt.Time) {
-				log.Info("Ignored a revoke hook older than the one recorded")
-				return outcomeDuplicate, nil
-			}
-			auth := cur.Spec.Authorization
-			sameHook := old.AccountID == rev.AccountID && old.ClientUUID == rev.ClientUUID && old.Signature == rev.Signature
-			if sameHook && (auth == nil || auth.ReceivedAt.Time.Before(old.ReceivedAt.Time)) {
-				log.Info("Ignored a duplicate revoke hook")
-				return outcomeDuplicate, nil
-			}
+		if id := cur.Labels[kommov1.LabelAccountID]; t.unlabelled && id != "" && id != rev.AccountID {
+			log.V(1).Info("Revoke hook not recorded: the installation turned out to be another account's")
+			return outcomeDuplicate, nil
 		}
-		patch, err := json.Marshal(map[string]any{
-			"metadata": map[string]any{"resourceVersion": cur.ResourceVersion},
-			"spec":     map[string]any{"revocation": rev},
-		})
+		r := rev
+		if a := cur.Spec.Authorization; a != nil {
+			r.Supersedes = a.CodeSecretRef.Name
+		}
+		old := cur.Spec.Revocation
+		if old != nil && old.AccountID == r.AccountID && old.ClientUUID == r.ClientUUID && old.Signature == r.Signature &&
+			old.Supersedes == r.Supersedes {
+			log.Info("Ignored a duplicate revoke hook")
+			return outcomeDuplicate, nil
+		}
+		var taken []*metav1.MicroTime
+		if old != nil {
+			taken = append(taken, &old.ReceivedAt)
+		}
+		if last := cur.Status.LastRevocation; last != nil {
+			taken = append(taken, &last.ReceivedAt)
+		}
+		r.ReceivedAt = distinct(r.ReceivedAt, taken...)
+		patch, err := revocationPatch(cur.ResourceVersion, r)
 		if err != nil {
 			return "", err
 		}
 		err = s.client.Patch(ctx, cur, client.RawPatch(types.MergePatchType, patch), fieldOwner)
 		switch {
 		case err == nil:
-			log.Info("Recorded revoke hook")
+			log.Info("Recorded revoke hook", "accountKnown", !t.unlabelled)
 			return outcomeRecorded, nil
 		case apierrors.IsNotFound(err):
 			log.Info("Installation deleted before the revoke hook was recorded")
 			return outcomeDuplicate, nil
 		case apierrors.IsConflict(err):
-			if err := s.apiReader.Get(ctx, key, cur); err != nil {
+			if err := s.apiReader.Get(ctx, t.key, cur); err != nil {
 				if apierrors.IsNotFound(err) {
 					return outcomeDuplicate, nil
 				}
@@ -295,8 +304,28 @@ func (s *Server) revokeOne(ctx context.Context, key client.ObjectKey, rev kommov
 			return "", err
 		}
 	}
-	return "", apierrors.NewConflict(kommov1.GroupVersion.WithResource("kommoinstallations").GroupResource(), key.Name,
+	return "", apierrors.NewConflict(kommov1.GroupVersion.WithResource("kommoinstallations").GroupResource(), t.key.Name,
 		fmt.Errorf("the installation kept changing"))
+}
+
+// revocationPatch is a JSON merge patch of spec.revocation alone, guarded by
+// resourceVersion; an empty supersedes is set to null so that it is not merged with the
+// previous hook's.
+func revocationPatch(resourceVersion string, r kommov1.Revocation) ([]byte, error) {
+	rev := map[string]any{
+		"receivedAt": r.ReceivedAt,
+		"accountID":  r.AccountID,
+		"clientUUID": r.ClientUUID,
+		"signature":  r.Signature,
+		"supersedes": nil,
+	}
+	if r.Supersedes != "" {
+		rev["supersedes"] = r.Supersedes
+	}
+	return json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": resourceVersion},
+		"spec":     map[string]any{"revocation": rev},
+	})
 }
 
 // writeFunc makes one attempt at a request's writes and returns its outcome.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -259,30 +260,81 @@ func TestInstallsInTheSameInstantAreOrdered(t *testing.T) {
 	}
 }
 
-// An install that reaches the API server after a newer one (a slow replica, a deferred
-// write) must not move receivedAt backwards.
-func TestOlderInstallNeverOverwritesNewer(t *testing.T) {
-	h := startWebhook(t, nil, testOptions(), nil)
+// Installs are not ordered by the clocks of different replicas: a different code always
+// becomes the current authorization, the same code is a duplicate.
+func TestInstallsAreNotOrderedByClocks(t *testing.T) {
+	ahead := startWebhook(t, nil, testOptions(), clockAt(time.Hour))
+	behind := startWebhook(t, nil, testOptions(), clockAt(-time.Hour))
 	ns := env.Namespace(t)
-	integ := h.createIntegration(ns, "bridge")
-	if resp := h.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("new"))); resp.status != http.StatusOK {
+	ahead.createIntegration(ns, "bridge")
+	behind.waitCached(client.ObjectKey{Namespace: ns, Name: "bridge"}, &kommov1.KommoIntegration{}, nil)
+	if resp := ahead.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("first"))); resp.status != http.StatusOK {
 		t.Fatalf("%d %q", resp.status, resp.body)
 	}
-	newer := getInstallation(t, ns, "bridge.acme.kommo.com")
-	old := install{
-		key:         client.ObjectKeyFromObject(newer),
-		integration: integ,
-		host:        "acme.kommo.com",
-		code:        testCode("old"),
-		secretName:  codeSecretName(ns, "bridge", "acme.kommo.com", testCode("old")),
-		receivedAt:  newer.Spec.Authorization.ReceivedAt.Add(-time.Millisecond),
+	first := getInstallation(t, ns, "bridge.acme.kommo.com")
+	recorded := requests(routeRedirect, outcomeRecorded)
+	if resp := behind.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("second"))); resp.status != http.StatusOK {
+		t.Fatalf("%d %q", resp.status, resp.body)
 	}
-	outcome, err := h.srv.recordInstall(context.Background(), old, h.srv.log)
-	if err != nil || outcome != outcomeDuplicate {
-		t.Fatalf("outcome %q, %v; want duplicate", outcome, err)
+	if d := requests(routeRedirect, outcomeRecorded) - recorded; d != 1 {
+		t.Errorf("recorded +%v, want 1", d)
 	}
-	if got := getInstallation(t, ns, "bridge.acme.kommo.com"); got.ResourceVersion != newer.ResourceVersion {
-		t.Errorf("the older install was written: %+v", got.Spec.Authorization)
+	second := getInstallation(t, ns, "bridge.acme.kommo.com")
+	if got := second.Spec.Authorization.CodeSecretRef.Name; got != wantSecretName(ns, "bridge", "acme.kommo.com", testCode("second")) {
+		t.Fatalf("the later install was dropped: codeSecretRef %s", got)
+	}
+	if second.UID != first.UID {
+		t.Error("a new object")
+	}
+	// The first code again, through either replica: it is on the object no more, so it is
+	// an install again (Kommo never resends; a browser may); the second code again is a
+	// duplicate.
+	cached := &kommov1.KommoInstallation{}
+	behind.waitCached(client.ObjectKeyFromObject(second), cached, func() bool { return cached.ResourceVersion == second.ResourceVersion })
+	dups := requests(routeRedirect, outcomeDuplicate)
+	if resp := behind.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("second"))); resp.status != http.StatusOK {
+		t.Fatalf("%d %q", resp.status, resp.body)
+	}
+	if d := requests(routeRedirect, outcomeDuplicate) - dups; d != 1 {
+		t.Errorf("duplicate +%v, want 1", d)
+	}
+	if got := getInstallation(t, ns, "bridge.acme.kommo.com"); got.ResourceVersion != second.ResourceVersion {
+		t.Error("a duplicate re-patched the installation")
+	}
+}
+
+// Two replicas can stamp the same microsecond. The controller identifies an install by
+// its receivedAt: a new install must never carry the receivedAt of one it processed.
+func TestReceivedAtStaysDistinctAcrossReplicas(t *testing.T) {
+	frozen := time.Now().UTC().Truncate(time.Microsecond)
+	stopped := func(s *Server) { s.now = func() time.Time { return frozen } }
+	a := startWebhook(t, nil, testOptions(), stopped)
+	b := startWebhook(t, nil, testOptions(), stopped)
+	ns := env.Namespace(t)
+	a.createIntegration(ns, "bridge")
+	b.waitCached(client.ObjectKey{Namespace: ns, Name: "bridge"}, &kommov1.KommoIntegration{}, nil)
+	if resp := a.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("one"))); resp.status != http.StatusOK {
+		t.Fatalf("%d %q", resp.status, resp.body)
+	}
+	// The controller processes it (its attempt failed: a failed attempt counts as processed too).
+	inst := getInstallation(t, ns, "bridge.acme.kommo.com")
+	done := inst.Spec.Authorization.ReceivedAt
+	inst.Status.LastAttempt = &kommov1.Outcome{ReceivedAt: done, Result: kommov1.OutcomeFailed, Reason: "InvalidCode", Time: metav1.Now()}
+	if err := env.Client.Status().Update(context.Background(), inst); err != nil {
+		t.Fatal(err)
+	}
+	if resp := b.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("two"))); resp.status != http.StatusOK {
+		t.Fatalf("%d %q", resp.status, resp.body)
+	}
+	a2 := getInstallation(t, ns, "bridge.acme.kommo.com").Spec.Authorization
+	if a2.CodeSecretRef.Name != wantSecretName(ns, "bridge", "acme.kommo.com", testCode("two")) {
+		t.Fatalf("the second install was not recorded: %s", a2.CodeSecretRef.Name)
+	}
+	if a2.ReceivedAt.Equal(&done) {
+		t.Errorf("the new install carries the processed install's receivedAt %v", done)
+	}
+	if a2.ReceivedAt.Sub(done.Time) > time.Millisecond {
+		t.Errorf("receivedAt moved %v from the instant it was received", a2.ReceivedAt.Sub(done.Time))
 	}
 }
 
@@ -436,5 +488,159 @@ func TestPendingCap(t *testing.T) {
 	waitPending(1)
 	if resp := h.get(redirectPath(ns, "bridge"), installQuery("three.kommo.com", testCode("three"))); resp.status != http.StatusOK {
 		t.Errorf("after one was processed: %d %q", resp.status, resp.body)
+	}
+}
+
+// An install for an installation that is being deleted is not patched onto it (it would
+// go with it, unprocessed): the webhook waits until the object is gone and creates it anew.
+func TestInstallWaitsOutADeletion(t *testing.T) {
+	ctx := context.Background()
+	h := startWebhook(t, nil, deferredOpts(), nil)
+	ns := env.Namespace(t)
+	h.createIntegration(ns, "bridge")
+	if resp := h.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("old"))); resp.status != http.StatusOK {
+		t.Fatalf("%d %q", resp.status, resp.body)
+	}
+	old := getInstallation(t, ns, "bridge.acme.kommo.com")
+	const hold = "kommo-operator.io/test-hold"
+	old.Finalizers = append(old.Finalizers, hold)
+	if err := env.Client.Update(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Delete(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	cached := &kommov1.KommoInstallation{}
+	h.waitCached(client.ObjectKeyFromObject(old), cached, func() bool { return cached.DeletionTimestamp != nil })
+
+	resp := h.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("new")))
+	if resp.status != http.StatusOK && resp.status != http.StatusAccepted {
+		t.Fatalf("install during the deletion: %d %q", resp.status, resp.body)
+	}
+	deleting := getInstallation(t, ns, old.Name)
+	if deleting.Spec.Authorization.CodeSecretRef.Name != old.Spec.Authorization.CodeSecretRef.Name {
+		t.Fatal("the install was recorded onto the installation being deleted")
+	}
+	// The deletion completes: the install lands on a new object.
+	deleting.Finalizers = nil
+	if err := env.Client.Update(ctx, deleting); err != nil {
+		t.Fatal(err)
+	}
+	want := wantSecretName(ns, "bridge", "acme.kommo.com", testCode("new"))
+	eventually(t, 20*time.Second, "the install to be recorded on a new installation", func() bool {
+		got := &kommov1.KommoInstallation{}
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(old), got)
+		return err == nil && got.UID != old.UID && got.Spec.Authorization.CodeSecretRef.Name == want
+	})
+}
+
+// processed marks the installation's current install as dealt with by the controller.
+func processed(t *testing.T, ns, name, result string) {
+	t.Helper()
+	inst := getInstallation(t, ns, name)
+	at := inst.Spec.Authorization.ReceivedAt
+	inst.Status.LastAttempt = &kommov1.Outcome{ReceivedAt: at, Result: result, Time: metav1.Now()}
+	if result == kommov1.OutcomeSucceeded {
+		inst.Status.InstalledAt = &at
+	}
+	if err := env.Client.Status().Update(context.Background(), inst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pendingIndexed is what the cache's pending index holds for the integration.
+func (h *harness) pendingIndexed(ns, integ string) []string {
+	h.t.Helper()
+	list := &kommov1.KommoInstallationList{}
+	if err := h.mgr.GetCache().List(context.Background(), list, client.InNamespace(ns), client.MatchingFields{indexPending: integ}); err != nil {
+		h.t.Fatal(err)
+	}
+	var names []string
+	for _, it := range list.Items {
+		names = append(names, it.Name)
+	}
+	return names
+}
+
+// A failed attempt is processed: it frees its place under the cap like a successful one.
+// The cap is counted from an index that holds only the installs waiting for the controller.
+func TestFailedAttemptsAreNotPending(t *testing.T) {
+	opts := testOptions()
+	opts.MaxPendingInstallations = 2
+	h := startWebhook(t, nil, opts, nil)
+	ns := env.Namespace(t)
+	h.createIntegration(ns, "bridge")
+	for _, acct := range []string{"one", "two"} {
+		if resp := h.get(redirectPath(ns, "bridge"), installQuery(acct+".kommo.com", testCode(acct))); resp.status != http.StatusOK {
+			t.Fatalf("%s: %d %q", acct, resp.status, resp.body)
+		}
+	}
+	eventually(t, 10*time.Second, "the index to hold both", func() bool { return len(h.pendingIndexed(ns, "bridge")) == 2 })
+	if resp := h.get(redirectPath(ns, "bridge"), installQuery("three.kommo.com", testCode("three"))); resp.status != http.StatusServiceUnavailable {
+		t.Fatalf("over the cap: %d %q", resp.status, resp.body)
+	}
+	processed(t, ns, "bridge.one.kommo.com", kommov1.OutcomeFailed)
+	eventually(t, 10*time.Second, "the index to drop the failed attempt", func() bool {
+		names := h.pendingIndexed(ns, "bridge")
+		return len(names) == 1 && names[0] == "bridge.two.kommo.com"
+	})
+	if resp := h.get(redirectPath(ns, "bridge"), installQuery("three.kommo.com", testCode("three"))); resp.status != http.StatusOK {
+		t.Fatalf("after a failed attempt: %d %q, want room for another install", resp.status, resp.body)
+	}
+	// A reinstall onto the failed installation is pending again.
+	eventually(t, 10*time.Second, "the index to hold the third", func() bool { return len(h.pendingIndexed(ns, "bridge")) == 2 })
+	if resp := h.get(redirectPath(ns, "bridge"), installQuery("one.kommo.com", testCode("one-again"))); resp.status != http.StatusServiceUnavailable {
+		t.Errorf("reinstall over the cap: %d %q", resp.status, resp.body)
+	}
+	processed(t, ns, "bridge.two.kommo.com", kommov1.OutcomeSucceeded)
+	eventually(t, 10*time.Second, "the index to drop the grant", func() bool {
+		names := h.pendingIndexed(ns, "bridge")
+		return len(names) == 1 && names[0] == "bridge.three.kommo.com"
+	})
+}
+
+// One client IP holds at most its share of the cap; installs that became a grant give
+// their place back.
+func TestOneClientCannotFillThePendingCap(t *testing.T) {
+	opts := testOptions()
+	opts.MaxPendingInstallations = 5
+	opts.MaxPendingPerClient = 2
+	opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	h := startWebhook(t, nil, opts, nil)
+	ns := env.Namespace(t)
+	h.createIntegration(ns, "bridge")
+	send := func(from, acct, code string) int {
+		t.Helper()
+		return h.get(redirectPath(ns, "bridge"), installQuery(acct+".kommo.com", testCode(code)), "X-Forwarded-For", from).status
+	}
+	const attacker, kommo = "203.0.113.7", "198.51.100.1"
+	for _, acct := range []string{"a1", "a2"} {
+		if got := send(attacker, acct, acct); got != http.StatusOK {
+			t.Fatalf("%s: %d", acct, got)
+		}
+	}
+	if got := send(attacker, "a3", "a3"); got != http.StatusServiceUnavailable {
+		t.Errorf("a client over its share: %d, want 503", got)
+	}
+	// The same account again does not take a second place.
+	if got := send(attacker, "a1", "a1-again"); got != http.StatusOK {
+		t.Errorf("a reinstall within the share: %d", got)
+	}
+	// Another client still gets in, although the attacker's installs are all pending.
+	for _, acct := range []string{"k1", "k2"} {
+		if got := send(kommo, acct, acct); got != http.StatusOK {
+			t.Fatalf("another client's install %s: %d", acct, got)
+		}
+	}
+	// A grant gives its place back; a failed attempt does not.
+	eventually(t, 10*time.Second, "the cache to see the installs", func() bool { return len(h.pendingIndexed(ns, "bridge")) == 4 })
+	processed(t, ns, "bridge.k1.kommo.com", kommov1.OutcomeSucceeded)
+	processed(t, ns, "bridge.a2.kommo.com", kommov1.OutcomeFailed)
+	eventually(t, 10*time.Second, "the cache to see the outcomes", func() bool { return len(h.pendingIndexed(ns, "bridge")) == 2 })
+	if got := send(attacker, "a3", "a3"); got != http.StatusServiceUnavailable {
+		t.Errorf("a failed attempt gave its client's place back: %d", got)
+	}
+	if got := send(kommo, "k3", "k3"); got != http.StatusOK {
+		t.Errorf("a grant did not give its client's place back: %d", got)
 	}
 }

@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
@@ -150,5 +152,136 @@ func TestRevokeUnknownAccountWritesNothing(t *testing.T) {
 	}
 	if secrets, insts := objects(t, ns); len(secrets) != 1 || len(insts) != 1 {
 		t.Errorf("%d Secrets and %d installations, want the install's one each", len(secrets), len(insts))
+	}
+}
+
+// clockAt is a webhook clock that runs off by offset: replicas' clocks disagree.
+func clockAt(offset time.Duration) func(*Server) {
+	return func(s *Server) { s.now = func() time.Time { return time.Now().Add(offset) } }
+}
+
+// A revocation follows the install the object held when it was recorded, whatever the
+// clocks of the replicas that recorded the install and the hook.
+func TestRevocationsAreOrderedByWhatTheObjectHeld(t *testing.T) {
+	ahead := startWebhook(t, nil, testOptions(), clockAt(time.Hour))
+	behind := startWebhook(t, nil, testOptions(), clockAt(-time.Hour))
+	ns := env.Namespace(t)
+	ahead.createIntegration(ns, "bridge")
+	behind.waitCached(client.ObjectKey{Namespace: ns, Name: "bridge"}, &kommov1.KommoIntegration{}, nil)
+	inst := ahead.installAndLabel(ns, "bridge", "acme.kommo.com", testAccountID)
+	key := client.ObjectKeyFromObject(inst)
+	behind.waitCached(key, &kommov1.KommoInstallation{}, nil)
+	first := wantSecretName(ns, "bridge", "acme.kommo.com", testCode("acme.kommo.com"+testAccountID))
+
+	if resp := ahead.get(revokePath(ns, "bridge"), revokeQuery("client_uuid", testAccountID, testSignature)); resp.status != http.StatusOK {
+		t.Fatalf("revoke: %d %q", resp.status, resp.body)
+	}
+	if rev := getInstallation(t, ns, inst.Name).Spec.Revocation; rev == nil || rev.Supersedes != first {
+		t.Fatalf("revocation %+v does not supersede the install it followed", rev)
+	}
+
+	// A reinstall, then the same hook again through the replica whose clock is behind:
+	// its receivedAt is older than the first hook's, and it is recorded all the same.
+	if resp := ahead.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("again"))); resp.status != http.StatusOK {
+		t.Fatalf("reinstall: %d %q", resp.status, resp.body)
+	}
+	reinstalled := getInstallation(t, ns, inst.Name)
+	cached := &kommov1.KommoInstallation{}
+	behind.waitCached(key, cached, func() bool { return cached.ResourceVersion == reinstalled.ResourceVersion })
+	recorded := requests(routeRevoke, outcomeRecorded)
+	if resp := behind.get(revokePath(ns, "bridge"), revokeQuery("client_uuid", testAccountID, testSignature)); resp.status != http.StatusOK {
+		t.Fatalf("revoke after the reinstall: %d %q", resp.status, resp.body)
+	}
+	if d := requests(routeRevoke, outcomeRecorded) - recorded; d != 1 {
+		t.Fatalf("the hook after the reinstall was not recorded (recorded +%v)", d)
+	}
+	got := getInstallation(t, ns, inst.Name)
+	second := wantSecretName(ns, "bridge", "acme.kommo.com", testCode("again"))
+	if rev := got.Spec.Revocation; rev == nil || rev.Supersedes != second {
+		t.Fatalf("revocation %+v does not supersede the reinstall", rev)
+	}
+
+	// The same hook again, through either replica, with nothing installed since: a
+	// duplicate, nothing written.
+	for _, h := range []*harness{behind, ahead} {
+		h.waitCached(key, cached, func() bool { return cached.ResourceVersion == got.ResourceVersion })
+		dups := requests(routeRevoke, outcomeDuplicate)
+		if resp := h.get(revokePath(ns, "bridge"), revokeQuery("client_uuid", testAccountID, testSignature)); resp.status != http.StatusOK {
+			t.Fatalf("repeat: %d %q", resp.status, resp.body)
+		}
+		if d := requests(routeRevoke, outcomeDuplicate) - dups; d != 1 {
+			t.Errorf("repeat not counted as a duplicate (+%v)", d)
+		}
+		if again := getInstallation(t, ns, inst.Name); again.ResourceVersion != got.ResourceVersion {
+			t.Errorf("a repeated hook re-patched the installation: %+v", again.Spec.Revocation)
+		}
+	}
+}
+
+// A revoke hook that overtakes the controller's account lookup is recorded on the
+// installations whose account is not known yet, the newest first and a bounded number.
+func TestRevokeBeforeTheAccountIDIsKnown(t *testing.T) {
+	h := startWebhook(t, nil, testOptions(), nil)
+	ns := env.Namespace(t)
+	h.createIntegration(ns, "bridge")
+	labelled := h.installAndLabel(ns, "bridge", "known.kommo.com", "999")
+	var names []string
+	for i := range maxUnlabelledRevocations + 3 {
+		host := fmt.Sprintf("new%02d.kommo.com", i)
+		if resp := h.get(redirectPath(ns, "bridge"), installQuery(host, testCode(host))); resp.status != http.StatusOK {
+			t.Fatalf("install %s: %d %q", host, resp.status, resp.body)
+		}
+		names = append(names, "bridge."+host)
+	}
+	last := getInstallation(t, ns, names[len(names)-1])
+	h.waitCached(client.ObjectKeyFromObject(last), &kommov1.KommoInstallation{}, nil)
+
+	recorded := requests(routeRevoke, outcomeRecorded)
+	if resp := h.get(revokePath(ns, "bridge"), revokeQuery("client_uuid", testAccountID, testSignature)); resp.status != http.StatusOK {
+		t.Fatalf("revoke: %d %q", resp.status, resp.body)
+	}
+	if d := requests(routeRevoke, outcomeRecorded) - recorded; d != 1 {
+		t.Errorf("recorded counted %v times, want 1", d)
+	}
+	for i, name := range names {
+		got := getInstallation(t, ns, name)
+		rev := got.Spec.Revocation
+		newest := i >= len(names)-maxUnlabelledRevocations
+		switch {
+		case newest && rev == nil:
+			t.Errorf("%s: the hook was dropped", name)
+		case newest && (rev.AccountID != testAccountID || rev.Supersedes != got.Spec.Authorization.CodeSecretRef.Name):
+			t.Errorf("%s: revocation %+v", name, rev)
+		case !newest && rev != nil:
+			t.Errorf("%s: recorded beyond the bound of %d", name, maxUnlabelledRevocations)
+		}
+	}
+	if got := getInstallation(t, ns, labelled.Name); got.Spec.Revocation != nil {
+		t.Error("the hook was recorded on an installation labelled with another account")
+	}
+}
+
+// An installation that was unlabelled when the hook came, and is labelled with another
+// account by the time the hook is written, is left alone.
+func TestRevokeSkipsAnInstallationLabelledMeanwhile(t *testing.T) {
+	h := startWebhook(t, nil, testOptions(), nil)
+	ns := env.Namespace(t)
+	h.createIntegration(ns, "bridge")
+	inst := h.installAndLabel(ns, "bridge", "acme.kommo.com", "999")
+	rev := kommov1.Revocation{ReceivedAt: metav1.NowMicro(), AccountID: testAccountID, ClientUUID: testClientID, Signature: testSignature}
+	outcome, err := h.srv.recordRevocation(context.Background(),
+		[]revocationTarget{{key: client.ObjectKeyFromObject(inst), unlabelled: true}}, rev, h.srv.log)
+	if err != nil || outcome != outcomeDuplicate {
+		t.Fatalf("outcome %q, %v; want nothing recorded", outcome, err)
+	}
+	if got := getInstallation(t, ns, inst.Name); got.Spec.Revocation != nil {
+		t.Errorf("recorded on another account's installation: %+v", got.Spec.Revocation)
+	}
+	// Labelled with the hook's account, it is recorded.
+	mine := h.installAndLabel(ns, "bridge", "mine.kommo.com", testAccountID)
+	outcome, err = h.srv.recordRevocation(context.Background(),
+		[]revocationTarget{{key: client.ObjectKeyFromObject(mine), unlabelled: true}}, rev, h.srv.log)
+	if err != nil || outcome != outcomeRecorded {
+		t.Fatalf("outcome %q, %v; want recorded", outcome, err)
 	}
 }

@@ -29,9 +29,6 @@ import (
 // fieldOwner names the webhook in managedFields.
 const fieldOwner = client.FieldOwner("kommo-operator-webhook")
 
-// indexIntegrationRef indexes KommoInstallations by spec.integrationRef.name in the cache.
-const indexIntegrationRef = "spec.integrationRef.name"
-
 // Server serves Kommo's install redirect and "access revoked" hook. It is a manager
 // Runnable that every replica runs (no leader election).
 type Server struct {
@@ -46,6 +43,7 @@ type Server struct {
 	// inflight counts this replica's install writes per integration, for the pending cap.
 	pendingMu sync.Mutex
 	inflight  map[client.ObjectKey]int
+	shares    *clientShares // under pendingMu
 
 	now       func() time.Time // the clock of receivedAt; tests stop it
 	stampMu   sync.Mutex
@@ -57,13 +55,14 @@ type Server struct {
 	jobsCtx    context.Context
 	cancelJobs context.CancelFunc
 
-	addr  atomic.Pointer[string]
-	ready atomic.Bool
+	addr     atomic.Pointer[string]
+	ready    atomic.Bool
+	writable atomic.Bool // the last write probes succeeded; see probeWrites
 }
 
-// Setup creates the webhook server in mgr: it registers the cache's informers and index,
-// the health and readiness checks (ready once the cache has synced and the listener is
-// up), and the server as a Runnable. Create mgr with ManagerOptions.
+// Setup creates the webhook server in mgr: it registers the cache's informers and indexes,
+// the health and readiness checks (ready once the cache has synced, the listener is up
+// and the API server takes writes), and the server as a Runnable. Create mgr with ManagerOptions.
 func Setup(mgr manager.Manager, opts Options) (*Server, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -71,11 +70,8 @@ func Setup(mgr manager.Manager, opts Options) (*Server, error) {
 	ctx := context.Background()
 	// Registering the informers here makes the cache sync them before the server starts:
 	// answering "unknown integration" from an empty cache would lose installs.
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &kommov1.KommoInstallation{}, indexIntegrationRef,
-		func(o client.Object) []string {
-			return []string{o.(*kommov1.KommoInstallation).Spec.IntegrationRef.Name}
-		}); err != nil {
-		return nil, fmt.Errorf("indexing KommoInstallations: %w", err)
+	if err := addIndexes(ctx, mgr); err != nil {
+		return nil, err
 	}
 	if _, err := mgr.GetCache().GetInformer(ctx, &kommov1.KommoIntegration{}); err != nil {
 		return nil, fmt.Errorf("watching KommoIntegrations: %w", err)
@@ -102,6 +98,7 @@ func newServer(c cache.Cache, apiReader client.Reader, cl client.Client, log log
 		log:       log,
 		limiter:   newIPLimiter(opts.RateLimit, opts.RateBurst, maxTrackedClients, time.Now),
 		inflight:  make(map[client.ObjectKey]int),
+		shares:    newClientShares(opts.MaxPendingPerClient, opts.CodeLifetime),
 		now:       time.Now,
 	}
 	s.jobsCtx, s.cancelJobs = context.WithCancel(context.Background())
@@ -164,6 +161,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.addr.Store(&addr)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
+	go s.probeWrites(probeCtx)
 	s.ready.Store(true)
 	s.log.Info("Serving Kommo routes", "address", addr)
 
@@ -175,6 +175,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("webhook: serving: %w", err)
 	}
 	s.ready.Store(false)
+	// Answers from now on say Connection: close, so that proxies holding keep-alive
+	// connections open new ones, to replicas that stay.
+	srv.SetKeepAlivesEnabled(false)
 	if d := s.opts.ShutdownDelay; d > 0 {
 		s.log.Info("Shutting down: serving unready until traffic stops", "delay", d.String())
 		t := time.NewTimer(d)
@@ -214,6 +217,9 @@ func (s *Server) drain(ctx context.Context) error {
 func (s *Server) readyz(*http.Request) error {
 	if !s.ready.Load() {
 		return errors.New("not serving")
+	}
+	if !s.writable.Load() {
+		return errors.New("cannot write to the API server")
 	}
 	return nil
 }

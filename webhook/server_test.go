@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -105,8 +106,16 @@ func TestProbesAndMetrics(t *testing.T) {
 		code, _, err := httpGet("http://" + probeAddr + "/readyz")
 		return err == nil && code != http.StatusOK
 	})
-	if resp := h.get(redirectPath(ns, "bridge"), installQuery("late.kommo.com", testCode("late"))); resp.status != http.StatusOK {
-		t.Errorf("install during the shutdown delay: %d %q", resp.status, resp.body)
+	resp, err := http.Get(h.base + redirectPath(ns, "bridge") + "?" + installQuery("late.kommo.com", testCode("late")).Encode())
+	if err != nil {
+		t.Fatalf("install during the shutdown delay: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("install during the shutdown delay: %d", resp.StatusCode)
+	}
+	if !resp.Close {
+		t.Error("answers during the shutdown delay keep the connection open: proxies go on sending here")
 	}
 	if err := <-done; err != nil {
 		t.Errorf("manager: %v", err)
@@ -145,5 +154,102 @@ func TestServerLimits(t *testing.T) {
 		if r.status != http.StatusNotFound || strings.Contains(r.body, "secretcode123") || r.header.Get("Location") != "" {
 			t.Errorf("%s: %d, Location %q", p, r.status, r.header.Get("Location"))
 		}
+	}
+}
+
+// Readiness follows the write path: a replica whose writes the API server does not take
+// reports unready, and ready again once they pass. The probe persists nothing.
+func TestReadinessFollowsTheWritePath(t *testing.T) {
+	proxy := newStallProxy(t)
+	opts := testOptions()
+	opts.WriteProbeInterval, opts.WriteProbeTimeout = 100*time.Millisecond, 200*time.Millisecond
+	opts.ProbeNamespace = env.Namespace(t)
+	opts.RequestDeadline = 300 * time.Millisecond
+	h := startWebhook(t, proxy.config(), opts, nil)
+	eventually(t, 10*time.Second, "ready", func() bool { return h.srv.readyz(nil) == nil })
+	ns := env.Namespace(t)
+	h.createIntegration(ns, "bridge")
+
+	proxy.stall()
+	eventually(t, 10*time.Second, "unready while writes stall", func() bool {
+		err := h.srv.readyz(nil)
+		return err != nil && strings.Contains(err.Error(), "cannot write")
+	})
+	// Still answering: an install that reaches it anyway is kept.
+	if resp := h.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("unready"))); resp.status != http.StatusAccepted {
+		t.Errorf("install while unready: %d %q", resp.status, resp.body)
+	}
+	proxy.unstall()
+	eventually(t, 10*time.Second, "ready again", func() bool { return h.srv.readyz(nil) == nil })
+	eventually(t, 20*time.Second, "the install to land", func() bool {
+		_, insts := objects(t, ns)
+		return len(insts) == 1
+	})
+	if secrets, insts := objects(t, opts.ProbeNamespace); len(secrets)+len(insts) != 0 {
+		t.Errorf("the write probe left %d Secrets and %d installations", len(secrets), len(insts))
+	}
+}
+
+// SIGTERM with installs in flight: requests waiting on a stalled API server, and more
+// arriving during the shutdown delay, are all answered, and every one is recorded before
+// the manager stops.
+func TestShutdownLosesNoInstallInFlight(t *testing.T) {
+	proxy := newStallProxy(t)
+	opts := testOptions()
+	opts.RequestDeadline = 2 * time.Second
+	opts.ShutdownDelay = 3 * time.Second
+	opts.ShutdownTimeout = 30 * time.Second
+	h := startWebhook(t, proxy.config(), opts, nil)
+	ns := env.Namespace(t)
+	h.createIntegration(ns, "bridge")
+
+	proxy.stall()
+	statuses := make(chan int, 16)
+	send := func(i int) {
+		host := fmt.Sprintf("a%02d.kommo.com", i)
+		go func() {
+			r, err := http.Get(h.base + redirectPath(ns, "bridge") + "?" + installQuery(host, testCode(host)).Encode())
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			r.Body.Close()
+			statuses <- r.StatusCode
+		}()
+	}
+	const early, late = 6, 3
+	for i := range early {
+		send(i)
+	}
+	eventually(t, 10*time.Second, "the installs to be in flight", func() bool { return proxy.held.Load() == early })
+	h.cancel() // what SIGTERM does
+	eventually(t, 10*time.Second, "unready", func() bool { return h.srv.readyz(nil) != nil })
+	for i := early; i < early+late; i++ {
+		send(i) // during the shutdown delay
+	}
+	for range early + late {
+		if s := <-statuses; s != http.StatusOK && s != http.StatusAccepted {
+			t.Errorf("an install in flight got %d", s)
+		}
+	}
+	select {
+	case err := <-h.done:
+		t.Fatalf("the manager stopped with writes pending (%v)", err)
+	default:
+	}
+	proxy.unstall()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Errorf("manager: %v", err)
+		}
+		h.done <- err
+	case <-time.After(60 * time.Second):
+		t.Fatal("the manager did not stop")
+	}
+	// No polling: shutdown returned only after every write landed.
+	_, insts := objects(t, ns)
+	if len(insts) != early+late {
+		t.Errorf("%d installations recorded, want %d", len(insts), early+late)
 	}
 }

@@ -397,7 +397,7 @@ func testForgedRevocation(t *testing.T, s *stack.Stack) {
 		r := inst.Spec.Revocation
 		return r != nil && r.Signature == forged.Get("signature"), fmt.Sprintf("spec.revocation %v", r != nil)
 	}))(t)
-	ok(s.WaitEvent(ctx, account, corev1.EventTypeWarning, "InvalidRevocation"))(t)
+	ok(s.WaitEvent(ctx, account, corev1.EventTypeWarning, "RevocationIgnored"))(t)
 
 	after := ok(s.WaitReady(ctx, account))(t) // for the generation that holds the forged hook
 	secret := ok(s.TokenSecret(ctx, account))(t)
