@@ -128,7 +128,7 @@ func BackoffLeft(entries []kommov1.Backoff, concern, configVersion string, now t
 	switch {
 	case class == failureTerminal:
 		return forever // no configuration revives a revoked refresh token
-	case b.ConfigVersion != "" && b.ConfigVersion != configVersion:
+	case b.ConfigVersion != configVersion:
 		return 0
 	}
 	wait := Backoff(class, b.FailedAttempts, 0)
