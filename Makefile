@@ -92,8 +92,12 @@ bench: ## Run the benchmarks (webhook latency and throughput against a real API 
 ##@ Build and run
 
 .PHONY: build
-build: ## Build bin/kommo-operator, the one binary of both subcommands.
+build: build-plugin ## Build bin/kommo-operator, the one binary of both subcommands, and bin/kubectl-kommo.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(LOCALBIN)/kommo-operator .
+
+.PHONY: build-plugin
+build-plugin: ## Build bin/kubectl-kommo, the kubectl plugin (`kubectl kommo` once on the PATH).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(LOCALBIN)/kubectl-kommo ./cmd/kubectl-kommo
 
 .PHONY: build-sim
 build-sim: ## Build bin/kommosim, the Kommo simulator as a process (demo, dev).
