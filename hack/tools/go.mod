@@ -1,6 +1,6 @@
-// Module tools pins the command-line tools the tests run (promtool, helm) so that
+// Module tools pins the command-line tools the tests run (promtool) so that
 // hack/tools/build.sh builds them from the Go module proxy. It is its own module so that
-// neither Prometheus nor Helm enters the operator's dependencies.
+// Prometheus never enters the operator's dependencies.
 module github.com/kommo-operator/kommo-operator/hack/tools
 
 go 1.26.7
