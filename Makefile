@@ -31,6 +31,19 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs and the RBAC roles from marker
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=kommo-operator-controller paths=./controllers/... output:rbac:artifacts:config=config/rbac/controller
 	$(CONTROLLER_GEN) rbac:roleName=kommo-operator-webhook paths=./webhook/... output:rbac:artifacts:config=config/rbac/webhook
+	$(MAKE) chart-files
+
+# The chart ships these files of config/ unchanged (its templates read them with .Files), so the
+# Helm and the kustomize install cannot drift; test/ecosystem checks the result.
+CHART := charts/kommo-operator
+.PHONY: chart-files
+chart-files: ## Copy the CRDs, generated roles, alert rules and write policy from config/ into the Helm chart.
+	rm -f $(CHART)/files/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/files/crds/
+	cp config/rbac/controller/role.yaml $(CHART)/files/rbac/controller-role.yaml
+	cp config/rbac/webhook/role.yaml $(CHART)/files/rbac/webhook-role.yaml
+	cp config/prometheus/rules.yaml $(CHART)/files/prometheus-rules.yaml
+	cp config/webhook/write_policy.yaml $(CHART)/files/webhook-write-policy.yaml
 
 .PHONY: fmt
 fmt: ## Run gofmt on the code.
@@ -39,21 +52,30 @@ fmt: ## Run gofmt on the code.
 .PHONY: vet
 vet: ## Run go vet.
 	$(GO) vet ./...
+	cd test/ecosystem && $(GO) vet ./...
 
 .PHONY: verify
 verify: generate manifests ## Fail when generated files or formatting are stale.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	@git diff --exit-code -- api config || { echo "Generated files are stale: run 'make generate manifests' and commit the result."; exit 1; }
-	@test -z "$$(git status --porcelain --untracked-files=all -- api config)" || { echo "Generated files are not committed:"; git status --short -- api config; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "Generated files are stale: run 'make generate manifests' and commit the result."; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- api config charts)" || { echo "Generated files are not committed:"; git status --short -- api config charts; exit 1; }
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver, etcd, kubectl and kube-controller-manager into bin/k8s/<version>/ (once) and print where.
 	@hack/envtest/build.sh
 
 .PHONY: test
-test: vet ## Vet, then unit, API-server and e2e tests, then each fuzz target briefly.
+test: vet ## Vet, then unit, API-server and e2e tests, the chart, alert and Argo CD tests, then each fuzz target briefly.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GOTEST) -count=1 ./...
+	$(MAKE) test-ecosystem
 	$(MAKE) fuzz
+
+# A module of its own (test/ecosystem/go.mod) so that Helm, Prometheus and Lua stay out of the
+# operator's dependencies; promtool comes from hack/tools.
+.PHONY: test-ecosystem
+test-ecosystem: ## Test the Helm chart (Helm SDK), alert rules (promtool), Argo CD health checks (gopher-lua) and write policy.
+	assets="$(ENVTEST_ASSETS)" && promtool="$$(hack/tools/build.sh promtool)" && cd test/ecosystem && \
+	  KUBEBUILDER_ASSETS="$$assets" PROMTOOL="$$promtool" $(GOTEST) -count=1 ./...
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME.
@@ -75,8 +97,12 @@ bench: ## Run the benchmarks (webhook latency and throughput against a real API 
 ##@ Build and run
 
 .PHONY: build
-build: ## Build bin/kommo-operator, the one binary of both subcommands.
+build: build-plugin ## Build bin/kommo-operator, the one binary of both subcommands, and bin/kubectl-kommo.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(LOCALBIN)/kommo-operator .
+
+.PHONY: build-plugin
+build-plugin: ## Build bin/kubectl-kommo, the kubectl plugin (`kubectl kommo` once on the PATH).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(LOCALBIN)/kubectl-kommo ./cmd/kubectl-kommo
 
 .PHONY: build-sim
 build-sim: ## Build bin/kommosim, the Kommo simulator as a process (demo, dev).
