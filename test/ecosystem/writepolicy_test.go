@@ -41,6 +41,7 @@ const (
 // TestWritePolicy fails on a field in neither.
 var forbiddenSpec = map[string]any{
 	"longLivedTokenSecretRef": map[string]any{"name": "some-secret", "key": "token"},
+	"sources":                 []any{map[string]any{"externalID": "wa-1", "name": "WhatsApp"}},
 }
 
 // allowedSpec are the spec fields the webhook writes.
