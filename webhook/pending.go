@@ -125,13 +125,18 @@ func (c *clientShares) admit(in install, from netip.Addr, succeeded func(client.
 	}
 	key := shareKey{client.ObjectKeyFromObject(in.integration), clientKey(from)}
 	held := c.byClient[key]
-	for name, e := range held {
-		if now.Sub(e.at) >= c.lifetime || succeeded(client.ObjectKey{Namespace: in.key.Namespace, Name: name}, e.secretName) {
-			delete(held, name)
-		}
-	}
 	if _, again := held[in.key.Name]; !again && len(held) >= c.max {
-		return false
+		// Full: give back the places whose code expired or whose install became a working
+		// grant. Only then: looking them up on every admit cost a cache read per pending
+		// install per redirect, quadratic in a migration's burst.
+		for name, e := range held {
+			if now.Sub(e.at) >= c.lifetime || succeeded(client.ObjectKey{Namespace: in.key.Namespace, Name: name}, e.secretName) {
+				delete(held, name)
+			}
+		}
+		if len(held) >= c.max {
+			return false
+		}
 	}
 	if held == nil {
 		held = make(map[string]shareEntry)
