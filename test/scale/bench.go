@@ -240,7 +240,7 @@ func (b *bench) burst(ctx context.Context, accounts, codes []string) ([]time.Dur
 	for _, code := range statuses {
 		byStatus[strconv.Itoa(code)]++
 	}
-	return lat, perInstall(byStatus, 1), nil
+	return lat, counts(byStatus), nil
 }
 
 // waitReady polls until n installations are Ready for their generation.
@@ -334,8 +334,8 @@ func (b *bench) resync(ctx context.Context, n int) error {
 		return err
 	}
 	d := after.minus(before)
-	fmt.Printf("resync with nothing due (a KommoIntegration change): %.0f reconciles in %s, %.2f API requests per installation (%s), %d Kommo calls\n",
-		d.reconciles, since(start), d.requests/float64(n), d.byVerb(n), callsAfter.total-callsBefore.total)
+	fmt.Printf("resync with nothing due (a KommoIntegration change): %.0f reconciles in %s, %.0f API requests (%.4f per installation; %s), %d Kommo calls\n",
+		d.reconciles, since(start), d.requests, d.requests/float64(n), d.byVerb(), callsAfter.total-callsBefore.total)
 	return nil
 }
 
@@ -362,8 +362,8 @@ func (b *bench) restart(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("restart with all Ready: steady again after %s, %.0f reconciles, %.2f API requests per installation (%s), %d Kommo calls\n",
-		took.Round(time.Millisecond), after.reconciles, after.requests/float64(n), after.byVerb(n), callsAfter.total-callsBefore.total)
+	fmt.Printf("restart with all Ready: steady again after %s, %.0f reconciles, %.0f API requests (%.4f per installation; %s), %d Kommo calls\n",
+		took.Round(time.Millisecond), after.reconciles, after.requests, after.requests/float64(n), after.byVerb(), callsAfter.total-callsBefore.total)
 	return b.printMemory(ctx, "steady state after the restart")
 }
 
@@ -399,8 +399,8 @@ func (c controllerCounts) minus(o controllerCounts) controllerCounts {
 	return d
 }
 
-func (c controllerCounts) byVerb(n int) string {
-	return perInstall(c.verbs, n)
+func (c controllerCounts) byVerb() string {
+	return counts(c.verbs)
 }
 
 // writeCounts are the API server's write requests by verb and resource.
@@ -482,8 +482,13 @@ func (c simCounts) minus(o simCounts) writeCounts {
 	return d
 }
 
+// counts formats counts, largest first.
+func counts(m map[string]float64) string { return format(m, 1, 0) }
+
 // perInstall formats counts divided by n, largest first.
-func perInstall(m map[string]float64, n int) string {
+func perInstall(m map[string]float64, n int) string { return format(m, n, 2) }
+
+func format(m map[string]float64, n, decimals int) string {
 	keys := make([]string, 0, len(m))
 	for k, v := range m {
 		if v > 0 {
@@ -501,7 +506,7 @@ func perInstall(m map[string]float64, n int) string {
 	})
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, k+" "+strconv.FormatFloat(m[k]/float64(n), 'f', 2, 64))
+		parts = append(parts, k+" "+strconv.FormatFloat(m[k]/float64(n), 'f', decimals, 64))
 	}
 	if len(parts) == 0 {
 		return "none"
