@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+	"github.com/kommo-operator/kommo-operator/kommo/kommotest"
 	"github.com/kommo-operator/kommo-operator/test/e2e/stack"
 )
 
@@ -118,6 +119,7 @@ func (b *bench) run(ctx context.Context) error {
 		n, readyAfter.Round(time.Millisecond), float64(n)/readyAfter.Seconds(), perInstall, writes.perInstall(n),
 		floor.Round(time.Millisecond), readyAfter.Seconds()/floor.Seconds())
 	fmt.Printf("Kommo calls per install: %.2f (%s)\n", float64(callsAfter.total-callsBefore.total)/float64(n), callsAfter.minus(callsBefore).perInstall(n))
+	fmt.Printf("Kommo rate while installs were queued: %s\n", callsAfter.rate(callsBefore.total, b.c.kommoQPS))
 
 	if err := b.waitSteady(ctx, 0); err != nil {
 		return err
@@ -458,6 +460,39 @@ func (w writeCounts) perInstall(n int) string { return perInstall(w, n) }
 type simCounts struct {
 	total int
 	ops   map[string]float64
+	calls []kommotest.Call
+}
+
+// rate describes the calls after the first from: their mean rate from the first to the
+// last, the most in any one second, and the 429s; against budget when it is set.
+func (c simCounts) rate(from int, budget float64) string {
+	calls := c.calls[from:]
+	if len(calls) < 2 {
+		return "too few calls"
+	}
+	times := make([]time.Time, len(calls))
+	limited := 0
+	for i, call := range calls {
+		times[i] = call.Time
+		if call.Status == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	busiest, j := 0, 0
+	for i := range times {
+		for times[i].Sub(times[j]) >= time.Second {
+			j++
+		}
+		busiest = max(busiest, i-j+1)
+	}
+	mean := float64(len(times)) / times[len(times)-1].Sub(times[0]).Seconds()
+	out := fmt.Sprintf("%.1f req/s mean over %s, %d in the busiest second, %d answered 429",
+		mean, times[len(times)-1].Sub(times[0]).Round(time.Millisecond), busiest, limited)
+	if budget > 0 {
+		out += fmt.Sprintf("; %.0f%% of the %g req/s budget", 100*mean/budget, budget)
+	}
+	return out
 }
 
 func (b *bench) simCalls(ctx context.Context) (simCounts, error) {
@@ -465,7 +500,7 @@ func (b *bench) simCalls(ctx context.Context) (simCounts, error) {
 	if err != nil {
 		return simCounts{}, err
 	}
-	c := simCounts{total: len(calls), ops: map[string]float64{}}
+	c := simCounts{total: len(calls), ops: map[string]float64{}, calls: calls}
 	for _, call := range calls {
 		c.ops[call.Op]++
 	}

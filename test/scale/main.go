@@ -8,11 +8,13 @@
 //     the webhook's redirects per second as a ratio of it, with p50 and p99 latency;
 //   - how long until every installation is Ready, against the API server's write floor
 //     (the writes an install needs, counted from apiserver_request_total, at the raw rate);
-//   - Kommo calls per install, the controller's RSS and Go heap at steady state;
+//   - Kommo calls per install, their rate (mean and busiest second, 429s), the
+//     controller's RSS and Go heap at steady state;
 //   - the API requests and Kommo calls per installation of a resync with nothing due (a
 //     change to the KommoIntegration) and of a controller restart with all Ready.
 //
 // SCALE_INSTALLS (or -installs) sets the size: 1,000 by default, 10,000 for the full run.
+// -kommo-qps 7 runs with Kommo's real budget instead.
 package main
 
 import (
@@ -39,6 +41,7 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 type config struct {
 	installs, clients int
+	kommoQPS          float64
 	dir               string
 	controllerArgs    repeated
 	webhookArgs       repeated
@@ -48,6 +51,7 @@ func main() {
 	var c config
 	flag.IntVar(&c.installs, "installs", envInt("SCALE_INSTALLS", 1000), "Installs of distinct accounts to send (env SCALE_INSTALLS).")
 	flag.IntVar(&c.clients, "clients", envInt("SCALE_CLIENTS", 100), "Concurrent clients sending them (env SCALE_CLIENTS).")
+	flag.Float64Var(&c.kommoQPS, "kommo-qps", 0, "Kommo's limit, in the simulator and the controller's --kommo-qps; 0 lifts it (7 is Kommo's).")
 	flag.StringVar(&c.dir, "dir", "", "Where binaries, kubeconfigs and logs go; a temporary directory when empty.")
 	flag.Var(&c.controllerArgs, "controller-flag", "A flag for the controller, e.g. --max-concurrent-reconciles=8 (repeatable).")
 	flag.Var(&c.webhookArgs, "webhook-flag", "A flag for the webhook, e.g. --kube-api-qps=100 (repeatable).")
@@ -89,14 +93,19 @@ func run(ctx context.Context, c config) error {
 	// 127.0.0.1 here), the pending cap and each IP's share of it above the burst, and
 	// Kommo's limit lifted on both sides.
 	capacity := strconv.Itoa(c.installs + c.clients)
+	simQPS, kommoQPS := "-1", "0"
+	if c.kommoQPS > 0 {
+		simQPS = strconv.FormatFloat(c.kommoQPS, 'f', -1, 64)
+		kommoQPS = simQPS
+	}
 	s, err := stack.Start(ctx, stack.Options{
 		Binaries:          bins,
 		Dir:               filepath.Join(c.dir, "run"),
 		Namespace:         "scale",
 		LogLevel:          "info",
 		Logf:              logf,
-		SimulatorArgs:     []string{"--qps", "-1"},
-		ControllerArgs:    append([]string{"--kommo-qps", "0"}, c.controllerArgs...),
+		SimulatorArgs:     []string{"--qps", simQPS},
+		ControllerArgs:    append([]string{"--kommo-qps", kommoQPS}, c.controllerArgs...),
 		ControllerMetrics: true,
 		WebhookArgs: append([]string{"--rate-limit", "0",
 			"--max-pending-installations", capacity, "--max-pending-installations-per-ip", capacity}, c.webhookArgs...),
