@@ -91,8 +91,18 @@ upgrade-fixtures: ## Re-capture test/upgrade/testdata from a release: make upgra
 	hack/upgrade-fixtures.sh $(RELEASE)
 
 .PHONY: bench
-bench: ## Run the benchmarks (webhook latency and throughput against a real API server).
+bench: ## Run the benchmarks (webhook latency and throughput against a real API server), then bench-scale.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GOTEST) -run '^$$' -bench . -benchmem ./...
+	$(MAKE) bench-scale
+
+# Installs of distinct accounts the scale benchmark sends; SCALE_INSTALLS=10000 for the full run.
+SCALE_INSTALLS ?= 1000
+# Extra flags of the scale benchmark, e.g. SCALE_FLAGS=--controller-flag=--max-concurrent-reconciles=16
+SCALE_FLAGS ?=
+
+.PHONY: bench-scale
+bench-scale: ## Scale benchmark: the real binaries as processes, a burst of SCALE_INSTALLS installs, steady state, resync, restart.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" SCALE_INSTALLS=$(SCALE_INSTALLS) $(GO) run ./test/scale $(SCALE_FLAGS)
 
 ##@ Build and run
 

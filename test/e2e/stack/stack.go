@@ -73,6 +73,12 @@ type Options struct {
 	LogLevel string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
+	// SimulatorArgs, ControllerArgs and WebhookArgs are appended to each process's flags;
+	// a flag given again overrides the stack's own (the benchmarks lift limits with them).
+	SimulatorArgs, ControllerArgs, WebhookArgs []string
+	// ControllerMetrics serves the controller's metrics over plain HTTP on a free port,
+	// at ControllerMetricsURL (--metrics-secure=false), for the benchmarks to read.
+	ControllerMetrics bool
 }
 
 // Stack is a running operator with everything around it.
@@ -92,6 +98,9 @@ type Stack struct {
 	// webhook's Kommo routes.
 	SimURL     string
 	WebhookURL string
+	// ControllerMetricsURL is the controller's /metrics when Options.ControllerMetrics is
+	// set.
+	ControllerMetricsURL string
 
 	// AdminKubeconfig is for people and kubectl; the other two impersonate the
 	// components' ServiceAccounts.
@@ -221,7 +230,7 @@ func (s *Stack) Stop() error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				p.stop(3 * time.Second)
+				p.stop(shutdownGrace)
 			}()
 		}
 		wg.Wait()
@@ -341,11 +350,11 @@ func (s *Stack) kubectl(ctx context.Context, stdin []byte, args ...string) ([]by
 // startSimulator starts hack/kommosim with the integration and the channel registered.
 func (s *Stack) startSimulator(ctx context.Context) error {
 	first := make(chan string, 1)
-	p, err := startProcess("simulator", s.SimulatorLog, s.opts.Binaries.Simulator, []string{
+	p, err := startProcess("simulator", s.SimulatorLog, s.opts.Binaries.Simulator, append([]string{
 		"--listen", "127.0.0.1:0",
 		"--client-id", s.ClientID, "--client-secret", s.clientSecret, "--redirect-uri", s.RedirectURI,
 		"--channel-id", s.ChannelID, "--channel-secret", s.channelSecret,
-	}, first)
+	}, s.opts.SimulatorArgs...), first)
 	if err != nil {
 		return err
 	}
@@ -408,29 +417,81 @@ func (s *Stack) createIntegration(ctx context.Context) error {
 // startController runs `kommo-operator controller` as its ServiceAccount, leader-elected
 // as in the manifests, against the simulator.
 func (s *Stack) startController(ctx context.Context) error {
+	var metrics string
 	return s.startComponent(ctx, "controller", s.ControllerLog, func(probe string) []string {
-		return []string{"controller",
+		args := []string{"controller",
 			"--kubeconfig", s.ControllerKubeconfig,
 			"--kommo-endpoint", s.SimURL,
-			"--metrics-bind-address", "0",
+			"--metrics-bind-address", metrics,
 			"--health-probe-bind-address", probe,
 			"--leader-elect", "--leader-election-namespace", SystemNamespace,
 			"--zap-log-level", s.opts.LogLevel, "--zap-time-encoding", "rfc3339nano",
 		}
-	}, nil)
+		if s.opts.ControllerMetrics {
+			args = append(args, "--metrics-secure=false")
+		}
+		return append(args, s.opts.ControllerArgs...)
+	}, func() error {
+		metrics = "0"
+		if !s.opts.ControllerMetrics {
+			return nil
+		}
+		var err error
+		metrics, err = freeAddr()
+		s.ControllerMetricsURL = "http://" + metrics + "/metrics"
+		return err
+	})
 }
+
+// RestartController stops the controller (SIGTERM, as a rollout does) and starts it
+// again with the same flags; it returns once the new process is ready.
+func (s *Stack) RestartController(ctx context.Context) error {
+	p := s.process("controller")
+	if p == nil {
+		return errors.New("no controller is running")
+	}
+	p.stop(shutdownGrace)
+	return s.startController(ctx)
+}
+
+// ControllerPID is the process id of the running controller, 0 when there is none.
+func (s *Stack) ControllerPID() int {
+	if p := s.process("controller"); p != nil {
+		return p.cmd.Process.Pid
+	}
+	return 0
+}
+
+// process is the latest started process called name that has not been stopped.
+func (s *Stack) process(name string) *process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		p.mu.Lock()
+		stopped := p.stopped
+		p.mu.Unlock()
+		if done, _ := p.exited(); p.name == name && !stopped && !done {
+			return p
+		}
+	}
+	return nil
+}
+
+// shutdownGrace bounds a process's own shutdown before SIGKILL.
+const shutdownGrace = 3 * time.Second
 
 // startWebhook runs `kommo-operator webhook` as its ServiceAccount.
 func (s *Stack) startWebhook(ctx context.Context) error {
 	var bind string
 	return s.startComponent(ctx, "webhook", s.WebhookLog, func(probe string) []string {
-		return []string{"webhook",
+		return append([]string{"webhook",
 			"--kubeconfig", s.WebhookKubeconfig,
 			"--bind-address", bind,
 			"--metrics-bind-address", "0",
 			"--health-probe-bind-address", probe,
 			"--zap-log-level", s.opts.LogLevel, "--zap-time-encoding", "rfc3339nano",
-		}
+		}, s.opts.WebhookArgs...)
 	}, func() error {
 		var err error
 		bind, err = freeAddr()
