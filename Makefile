@@ -36,6 +36,19 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs and the RBAC roles from marker
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=kommo-operator-controller paths=./controllers/... output:rbac:artifacts:config=config/rbac/controller
 	$(CONTROLLER_GEN) rbac:roleName=kommo-operator-webhook paths=./webhook/... output:rbac:artifacts:config=config/rbac/webhook
+	$(MAKE) chart-files
+
+# The chart ships these files of config/ unchanged (its templates read them with .Files), so the
+# Helm and the kustomize install cannot drift; test/ecosystem checks the result.
+CHART := charts/kommo-operator
+.PHONY: chart-files
+chart-files: ## Copy the CRDs, generated roles, alert rules and write policy from config/ into the Helm chart.
+	rm -f $(CHART)/files/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/files/crds/
+	cp config/rbac/controller/role.yaml $(CHART)/files/rbac/controller-role.yaml
+	cp config/rbac/webhook/role.yaml $(CHART)/files/rbac/webhook-role.yaml
+	cp config/prometheus/rules.yaml $(CHART)/files/prometheus-rules.yaml
+	cp config/webhook/write_policy.yaml $(CHART)/files/webhook-write-policy.yaml
 
 .PHONY: fmt
 fmt: ## Run gofmt on the code.
@@ -44,21 +57,30 @@ fmt: ## Run gofmt on the code.
 .PHONY: vet
 vet: ## Run go vet.
 	$(GO) vet ./...
+	cd test/ecosystem && $(GO) vet ./...
 
 .PHONY: verify
 verify: generate manifests ## Fail when generated files or formatting are stale.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	@git diff --exit-code -- api config || { echo "Generated files are stale: run 'make generate manifests' and commit the result."; exit 1; }
-	@test -z "$$(git status --porcelain --untracked-files=all -- api config)" || { echo "Generated files are not committed:"; git status --short -- api config; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "Generated files are stale: run 'make generate manifests' and commit the result."; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- api config charts)" || { echo "Generated files are not committed:"; git status --short -- api config charts; exit 1; }
 
 .PHONY: envtest
-envtest: ## Build kube-apiserver, etcd and kubectl into bin/k8s/<version>/ (once) and print where.
+envtest: ## Build kube-apiserver, etcd, kubectl and kube-controller-manager into bin/k8s/<version>/ (once) and print where.
 	@hack/envtest/build.sh
 
 .PHONY: test
-test: vet ## Vet, then unit, API-server and e2e tests (TEST_CHAOS=1: and a short fault-injection run), then each fuzz target briefly.
+test: vet ## Vet, then unit, API-server and e2e tests (TEST_CHAOS=1: and a short fault-injection run), the chart, alert and Argo CD tests, then each fuzz target briefly.
 	CHAOS=$(TEST_CHAOS) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GOTEST) -count=1 ./...
+	$(MAKE) test-ecosystem
 	$(MAKE) fuzz
+
+# A module of its own (test/ecosystem/go.mod) so that Helm, Prometheus and Lua stay out of the
+# operator's dependencies; promtool comes from hack/tools.
+.PHONY: test-ecosystem
+test-ecosystem: ## Test the Helm chart (Helm SDK), alert rules (promtool), Argo CD health checks (gopher-lua) and write policy.
+	assets="$(ENVTEST_ASSETS)" && promtool="$$(hack/tools/build.sh promtool)" && cd test/ecosystem && \
+	  KUBEBUILDER_ASSETS="$$assets" PROMTOOL="$$promtool" $(GOTEST) -count=1 ./...
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME.
@@ -86,15 +108,34 @@ chaos: ## Run the fault-injection suite for CHAOS_DURATION (default 4m; CHAOS_SE
 	CHAOS_SETTLE=$(CHAOS_SETTLE) CHAOS_SEED=$(CHAOS_SEED) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" \
 	$(GOTEST) -count=1 -v -timeout 2h -run '^TestChaos$$' ./test/chaos
 
+.PHONY: upgrade-fixtures
+upgrade-fixtures: ## Re-capture test/upgrade/testdata from a release: make upgrade-fixtures RELEASE=<commit>.
+	@test -n "$(RELEASE)" || { echo "usage: make upgrade-fixtures RELEASE=<commit of the release>"; exit 2; }
+	hack/upgrade-fixtures.sh $(RELEASE)
+
 .PHONY: bench
-bench: ## Run the benchmarks (webhook latency and throughput against a real API server).
+bench: ## Run the benchmarks (webhook latency and throughput against a real API server), then bench-scale.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GOTEST) -run '^$$' -bench . -benchmem ./...
+	$(MAKE) bench-scale
+
+# Installs of distinct accounts the scale benchmark sends; SCALE_INSTALLS=10000 for the full run.
+SCALE_INSTALLS ?= 1000
+# Extra flags of the scale benchmark, e.g. SCALE_FLAGS=--controller-flag=--max-concurrent-reconciles=16
+SCALE_FLAGS ?=
+
+.PHONY: bench-scale
+bench-scale: ## Scale benchmark: the real binaries as processes, a burst of SCALE_INSTALLS installs, steady state, resync, restart.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" SCALE_INSTALLS=$(SCALE_INSTALLS) $(GO) run ./test/scale $(SCALE_FLAGS)
 
 ##@ Build and run
 
 .PHONY: build
-build: ## Build bin/kommo-operator, the one binary of both subcommands.
+build: build-plugin ## Build bin/kommo-operator, the one binary of both subcommands, and bin/kubectl-kommo.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(LOCALBIN)/kommo-operator .
+
+.PHONY: build-plugin
+build-plugin: ## Build bin/kubectl-kommo, the kubectl plugin (`kubectl kommo` once on the PATH).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(LOCALBIN)/kubectl-kommo ./cmd/kubectl-kommo
 
 .PHONY: build-sim
 build-sim: ## Build bin/kommosim, the Kommo simulator as a process (demo, dev).

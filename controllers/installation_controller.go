@@ -10,11 +10,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -62,16 +62,17 @@ type InstallationReconciler struct {
 // SetupWithManager registers the reconciler. Installations are reconciled when they
 // change (spec, labels or annotations: status writes of our own are ignored), when their
 // token Secret changes, and when their KommoIntegration changes (its status included: a
-// new configVersion ends a configuration backoff).
+// new configVersion ends a configuration backoff). On the priority queue, new installs
+// and reinstalls go before routine upkeep (see priority.go).
 func (r *InstallationReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("kommoinstallation").
 		For(&kommov1.KommoInstallation{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
-		Watches(&kommov1.KommoIntegration{}, handler.EnqueueRequestsFromMapFunc(r.installationsOf)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency}).
-		Complete(r)
+		Watches(&kommov1.KommoIntegration{}, enqueueLowPriority(r.installationsOf)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, UsePriorityQueue: ptr.To(true)}).
+		Complete(routineRequeues{r})
 }
 
 // installationsOf maps a KommoIntegration to its installations.

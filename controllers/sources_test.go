@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -67,5 +68,57 @@ func TestSourcesFollowTheConnect(t *testing.T) {
 	}
 	if _, ok := h.sourcesByExternalID("acme.kommo.com")["wa-main"]; !ok {
 		t.Error("the template source was lost")
+	}
+}
+
+// Drift is repaired on the hourly resync, a source with a declared external id is adopted,
+// and a removed declaration deletes only what the operator created.
+func TestSourcesDriftAdoptionAndRemoval(t *testing.T) {
+	h := newHarness(t, harnessOptions{noChat: true})
+	const host = "acme.kommo.com"
+	// A source the backend made by hand before the operator managed any, and one the
+	// operator must never touch.
+	h.sim.PutSource(host, h.clientID, kommotest.Source{Name: "Old WhatsApp", ExternalID: "wa-main"})
+	h.sim.PutSource(host, h.clientID, kommotest.Source{Name: "Someone else's", ExternalID: "manual"})
+	name := h.install(host)
+	h.waitReady(name)
+	inst := h.get(name)
+	h.mergePatch(inst, map[string]any{"spec": map[string]any{"sources": []map[string]any{
+		{"externalID": "wa-main", "name": "WhatsApp"}, {"externalID": "wa-extra", "name": "Extra"}}}})
+	inst = h.waitCondition(name, kommov1.ConditionSourcesSynced, metav1.ConditionTrue, kommov1.ReasonSynced)
+	owned := map[string]string{}
+	for _, s := range inst.Status.Sources {
+		owned[s.ExternalID] = s.Ownership
+	}
+	if owned["wa-main"] != kommov1.SourceAdopted || owned["wa-extra"] != kommov1.SourceCreated {
+		t.Errorf("ownership = %v, want wa-main Adopted and wa-extra Created", owned)
+	}
+	if got := h.sourcesByExternalID(host)["wa-main"].Name; got != "WhatsApp" {
+		t.Errorf("the adopted source is named %q, want it patched to the declaration", got)
+	}
+
+	// Someone renames a managed source in Kommo; the hourly resync repairs it.
+	h.sim.EditSource(host, h.clientID, "wa-extra", func(s *kommotest.Source) { s.Name = "Renamed by hand" })
+	h.clock.Advance(2 * time.Hour)
+	h.poke(name)
+	h.eventually("the drift repaired", func() (bool, string) {
+		got := h.sourcesByExternalID(host)["wa-extra"].Name
+		return got == "Extra", got
+	})
+
+	// The backend drops both declarations: the created one goes, the adopted one and the
+	// unknown one stay.
+	h.mergePatch(h.get(name), map[string]any{"spec": map[string]any{"sources": nil}})
+	h.eventually("the removal applied", func() (bool, string) {
+		got := h.sourcesByExternalID(host)
+		_, extra := got["wa-extra"]
+		return !extra, fmt.Sprintf("%v", got)
+	})
+	got := h.sourcesByExternalID(host)
+	if _, ok := got["wa-main"]; !ok {
+		t.Error("an adopted source was deleted when its declaration went")
+	}
+	if _, ok := got["manual"]; !ok {
+		t.Error("a source the operator never managed was deleted")
 	}
 }

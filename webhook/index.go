@@ -12,11 +12,9 @@ import (
 
 // Field indexes of the webhook's KommoInstallation cache. Each holds only the few
 // installations a request has to look at, keyed by integration name, so that what a
-// redirect or a revoke hook costs does not grow with the number of installations.
+// redirect or a revoke hook costs does not grow with the number of installations. The
+// pending cap counts instead (pendingCounts): it needs a number, not the objects.
 const (
-	// indexPending: installations holding an install the controller has not processed
-	// yet (see awaitsProcessing). The pending cap counts them.
-	indexPending = "kommo-operator.io/pending"
 	// indexUnlabelled: installations not yet labelled with their account id. A revoke
 	// hook for an account no installation is labelled with is recorded on them.
 	indexUnlabelled = "kommo-operator.io/unlabelled"
@@ -24,7 +22,6 @@ const (
 
 func addIndexes(ctx context.Context, mgr manager.Manager) error {
 	for name, fn := range map[string]func(*kommov1.KommoInstallation) bool{
-		indexPending:    awaitsProcessing,
 		indexUnlabelled: func(it *kommov1.KommoInstallation) bool { return it.Labels[kommov1.LabelAccountID] == "" },
 	} {
 		err := mgr.GetFieldIndexer().IndexField(ctx, &kommov1.KommoInstallation{}, name, func(o client.Object) []string {

@@ -15,8 +15,8 @@ import (
 // admitPending enforces MaxPendingInstallations and MaxPendingPerClient.
 //
 // The cap counts installs of the integration received within CodeLifetime that the
-// controller has not processed yet, from the cache's pending index (its cost follows the
-// pending installs, not all installations) plus this replica's writes in flight. A failed
+// controller has not processed yet, as the informer tells pendingCounts (a count: its
+// cost does not follow the number of installations) plus this replica's writes in flight. A failed
 // attempt is processed: forged installs stop counting as soon as the controller has tried
 // them. It is a soft cap (other replicas' writes show up once the cache sees them); it
 // bounds what a flood of valid-looking installs can create. A reinstall of an account
@@ -30,19 +30,8 @@ func (s *Server) admitPending(ctx context.Context, in install, from netip.Addr, 
 	if limit <= 0 {
 		return func() {}, answer{}, ""
 	}
-	list := &kommov1.KommoInstallationList{}
-	if err := s.cache.List(ctx, list, client.InNamespace(in.key.Namespace), client.UnsafeDisableDeepCopy,
-		client.MatchingFields{indexPending: in.integration.Name}); err != nil {
-		log.Error(err, "Listing pending installations from the cache")
-		return nil, ansError, outcomeError
-	}
-	n := 0
-	for i := range list.Items {
-		if it := &list.Items[i]; it.Name != in.key.Name && isPending(it, in.receivedAt, s.opts.CodeLifetime) {
-			n++
-		}
-	}
 	ikey := client.ObjectKeyFromObject(in.integration)
+	n := s.pending.count(ikey, in.key.Name, in.receivedAt)
 	s.pendingMu.Lock()
 	defer s.pendingMu.Unlock()
 	if n += s.inflight[ikey]; n >= limit {
@@ -125,13 +114,18 @@ func (c *clientShares) admit(in install, from netip.Addr, succeeded func(client.
 	}
 	key := shareKey{client.ObjectKeyFromObject(in.integration), clientKey(from)}
 	held := c.byClient[key]
-	for name, e := range held {
-		if now.Sub(e.at) >= c.lifetime || succeeded(client.ObjectKey{Namespace: in.key.Namespace, Name: name}, e.secretName) {
-			delete(held, name)
-		}
-	}
 	if _, again := held[in.key.Name]; !again && len(held) >= c.max {
-		return false
+		// Full: give back the places whose code expired or whose install became a working
+		// grant. Only then: looking them up on every admit cost a cache read per pending
+		// install per redirect, quadratic in a migration's burst.
+		for name, e := range held {
+			if now.Sub(e.at) >= c.lifetime || succeeded(client.ObjectKey{Namespace: in.key.Namespace, Name: name}, e.secretName) {
+				delete(held, name)
+			}
+		}
+		if len(held) >= c.max {
+			return false
+		}
 	}
 	if held == nil {
 		held = make(map[string]shareEntry)

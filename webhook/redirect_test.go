@@ -454,7 +454,8 @@ func TestPendingCap(t *testing.T) {
 					n++
 				}
 			}
-			return n == want
+			counted := h.srv.pending.count(client.ObjectKey{Namespace: ns, Name: "bridge"}, "", time.Now())
+			return n == want && counted == want
 		})
 	}
 	waitPending(2)
@@ -548,22 +549,20 @@ func processed(t *testing.T, ns, name, result string) {
 	}
 }
 
-// pendingIndexed is what the cache's pending index holds for the integration.
-func (h *harness) pendingIndexed(ns, integ string) []string {
-	h.t.Helper()
-	list := &kommov1.KommoInstallationList{}
-	if err := h.mgr.GetCache().List(context.Background(), list, client.InNamespace(ns), client.MatchingFields{indexPending: integ}); err != nil {
-		h.t.Fatal(err)
-	}
+// pendingCounted is what the server counts as pending for the integration.
+func (h *harness) pendingCounted(ns, integ string) []string {
+	p := h.srv.pending
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var names []string
-	for _, it := range list.Items {
-		names = append(names, it.Name)
+	for name := range p.byIntegration[client.ObjectKey{Namespace: ns, Name: integ}] {
+		names = append(names, name)
 	}
 	return names
 }
 
 // A failed attempt is processed: it frees its place under the cap like a successful one.
-// The cap is counted from an index that holds only the installs waiting for the controller.
+// The cap counts only the installs waiting for the controller.
 func TestFailedAttemptsAreNotPending(t *testing.T) {
 	opts := testOptions()
 	opts.MaxPendingInstallations = 2
@@ -575,26 +574,26 @@ func TestFailedAttemptsAreNotPending(t *testing.T) {
 			t.Fatalf("%s: %d %q", acct, resp.status, resp.body)
 		}
 	}
-	eventually(t, 10*time.Second, "the index to hold both", func() bool { return len(h.pendingIndexed(ns, "bridge")) == 2 })
+	eventually(t, 10*time.Second, "the count to hold both", func() bool { return len(h.pendingCounted(ns, "bridge")) == 2 })
 	if resp := h.get(redirectPath(ns, "bridge"), installQuery("three.kommo.com", testCode("three"))); resp.status != http.StatusServiceUnavailable {
 		t.Fatalf("over the cap: %d %q", resp.status, resp.body)
 	}
 	processed(t, ns, "bridge.one.kommo.com", kommov1.OutcomeFailed)
-	eventually(t, 10*time.Second, "the index to drop the failed attempt", func() bool {
-		names := h.pendingIndexed(ns, "bridge")
+	eventually(t, 10*time.Second, "the count to drop the failed attempt", func() bool {
+		names := h.pendingCounted(ns, "bridge")
 		return len(names) == 1 && names[0] == "bridge.two.kommo.com"
 	})
 	if resp := h.get(redirectPath(ns, "bridge"), installQuery("three.kommo.com", testCode("three"))); resp.status != http.StatusOK {
 		t.Fatalf("after a failed attempt: %d %q, want room for another install", resp.status, resp.body)
 	}
 	// A reinstall onto the failed installation is pending again.
-	eventually(t, 10*time.Second, "the index to hold the third", func() bool { return len(h.pendingIndexed(ns, "bridge")) == 2 })
+	eventually(t, 10*time.Second, "the count to hold the third", func() bool { return len(h.pendingCounted(ns, "bridge")) == 2 })
 	if resp := h.get(redirectPath(ns, "bridge"), installQuery("one.kommo.com", testCode("one-again"))); resp.status != http.StatusServiceUnavailable {
 		t.Errorf("reinstall over the cap: %d %q", resp.status, resp.body)
 	}
 	processed(t, ns, "bridge.two.kommo.com", kommov1.OutcomeSucceeded)
-	eventually(t, 10*time.Second, "the index to drop the grant", func() bool {
-		names := h.pendingIndexed(ns, "bridge")
+	eventually(t, 10*time.Second, "the count to drop the grant", func() bool {
+		names := h.pendingCounted(ns, "bridge")
 		return len(names) == 1 && names[0] == "bridge.three.kommo.com"
 	})
 }
@@ -633,10 +632,10 @@ func TestOneClientCannotFillThePendingCap(t *testing.T) {
 		}
 	}
 	// A grant gives its place back; a failed attempt does not.
-	eventually(t, 10*time.Second, "the cache to see the installs", func() bool { return len(h.pendingIndexed(ns, "bridge")) == 4 })
+	eventually(t, 10*time.Second, "the cache to see the installs", func() bool { return len(h.pendingCounted(ns, "bridge")) == 4 })
 	processed(t, ns, "bridge.k1.kommo.com", kommov1.OutcomeSucceeded)
 	processed(t, ns, "bridge.a2.kommo.com", kommov1.OutcomeFailed)
-	eventually(t, 10*time.Second, "the cache to see the outcomes", func() bool { return len(h.pendingIndexed(ns, "bridge")) == 2 })
+	eventually(t, 10*time.Second, "the cache to see the outcomes", func() bool { return len(h.pendingCounted(ns, "bridge")) == 2 })
 	if got := send(attacker, "a3", "a3"); got != http.StatusServiceUnavailable {
 		t.Errorf("a failed attempt gave its client's place back: %d", got)
 	}

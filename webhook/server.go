@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -44,6 +45,10 @@ type Server struct {
 	pendingMu sync.Mutex
 	inflight  map[client.ObjectKey]int
 	shares    *clientShares // under pendingMu
+	// pending counts the installs awaiting the controller, from the informer; the server
+	// serves once pendingSynced (nil: at once), so a restart does not undercount.
+	pending       *pendingCounts
+	pendingSynced func() bool
 
 	now       func() time.Time // the clock of receivedAt; tests stop it
 	stampMu   sync.Mutex
@@ -77,6 +82,15 @@ func Setup(mgr manager.Manager, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("watching KommoIntegrations: %w", err)
 	}
 	s := newServer(mgr.GetCache(), mgr.GetAPIReader(), mgr.GetClient(), mgr.GetLogger().WithName("webhook"), opts)
+	installations, err := mgr.GetCache().GetInformer(ctx, &kommov1.KommoInstallation{})
+	if err != nil {
+		return nil, fmt.Errorf("watching KommoInstallations: %w", err)
+	}
+	counting, err := installations.AddEventHandler(s.pending.handler())
+	if err != nil {
+		return nil, fmt.Errorf("counting pending installations: %w", err)
+	}
+	s.pendingSynced = counting.HasSynced
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
@@ -99,6 +113,7 @@ func newServer(c cache.Cache, apiReader client.Reader, cl client.Client, log log
 		limiter:   newIPLimiter(opts.RateLimit, opts.RateBurst, maxTrackedClients, time.Now),
 		inflight:  make(map[client.ObjectKey]int),
 		shares:    newClientShares(opts.MaxPendingPerClient, opts.CodeLifetime),
+		pending:   newPendingCounts(opts.CodeLifetime),
 		now:       time.Now,
 	}
 	s.jobsCtx, s.cancelJobs = context.WithCancel(context.Background())
@@ -138,6 +153,9 @@ func (s *Server) NeedLeaderElection() bool { return false }
 // stops accepting requests and waits, up to Options.ShutdownTimeout, for in-flight
 // requests and background writes.
 func (s *Server) Start(ctx context.Context) error {
+	if s.pendingSynced != nil && !toolscache.WaitForCacheSync(ctx.Done(), s.pendingSynced) {
+		return errors.New("webhook: stopped before the pending installations were counted")
+	}
 	ln, err := net.Listen("tcp", s.opts.BindAddress)
 	if err != nil {
 		return fmt.Errorf("webhook: listening on %s: %w", s.opts.BindAddress, err)

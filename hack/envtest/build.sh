@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, etcd and kubectl from the Go module proxy into bin/k8s/<version>/
+# Builds kube-apiserver, etcd, kubectl and kube-controller-manager (the garbage collector for
+# the tests that rely on it) from the Go module proxy into bin/k8s/<version>/
 # (versions pinned in hack/envtest/go.mod) and prints that directory. A binary that is
 # already there is never rebuilt: the cold build takes minutes on two cores.
 set -euo pipefail
@@ -20,4 +21,5 @@ build() { # build <output name> <package>
 build etcd go.etcd.io/etcd/server/v3
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build kubectl k8s.io/kubernetes/cmd/kubectl
+build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
 echo "$dir"

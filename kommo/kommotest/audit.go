@@ -94,7 +94,8 @@ func (s *Simulator) TokenStatus(access, refresh string) TokenStatus {
 
 // CodeStatus is what became of an authorization code.
 type CodeStatus struct {
-	// Seq is the code's issue order, 1-based; 0 for a code never issued.
+	// Seq is the code's issue order, 1-based; 0 for a code this simulator did not issue
+	// (unknown, or imported with a State).
 	Seq int `json:"seq"`
 	// Exchanged: the code was exchanged for tokens. Reuses counts the exchanges
 	// attempted after that.

@@ -24,6 +24,9 @@ import (
 //	GET  /_sim/stats                                 → the OAuth counters as JSON (Stats)
 //	POST /_sim/token-status                          → body {"access_token","refresh_token"}; TokenStatus as JSON
 //	POST /_sim/code-status                           → body {"code"}; CodeStatus as JSON
+//	GET  /_sim/state                                 → the simulator's State as JSON (Export)
+//	PUT  /_sim/state                                 → 204; body a State as JSON (Import); 400 and no
+//	                                                   change when it does not hold together
 //
 // The status routes take credentials in the body, never in the URL, and consume nothing.
 // It is meant for local use only: it hands out codes and revokes access on request.
@@ -140,6 +143,23 @@ func (s *Simulator) ControlHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, s.CodeStatus(q.Code))
 	})
+	mux.HandleFunc("GET /_sim/state", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Export())
+	})
+	mux.HandleFunc("PUT /_sim/state", func(w http.ResponseWriter, r *http.Request) {
+		var st State
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxStateBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&st); err != nil {
+			http.Error(w, "body must be a simulator state as GET /_sim/state returns it: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := s.Import(st); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	return mux
 }
 
@@ -153,6 +173,9 @@ func decodeControl(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	return true
 }
+
+// maxStateBody bounds an imported state: thousands of grants.
+const maxStateBody = 32 << 20
 
 func parseDuration(s string) (time.Duration, error) {
 	if s == "" {

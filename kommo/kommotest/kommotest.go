@@ -324,7 +324,7 @@ func (s *Simulator) revokeAccess(accountHost, clientID string) (url.Values, erro
 	if in == nil {
 		return nil, fmt.Errorf("no integration %q", clientID)
 	}
-	for _, g := range s.refresh {
+	for _, g := range s.access { // every pair, long-lived tokens included
 		if g.acct == a && g.clientID == clientID {
 			g.revoked = true
 		}

@@ -74,7 +74,11 @@ func TestDefaultObjects(t *testing.T) {
 		"Service/" + namespace + "/kommo-operator-webhook-metrics":      true,
 		"PodDisruptionBudget/" + namespace + "/" + webhookName:          true,
 	}
-	clusterScoped := map[string]bool{"Namespace": true, "CustomResourceDefinition": true, "ClusterRole": true, "ClusterRoleBinding": true}
+	// What the webhook may write to installations (config/webhook/write_policy.yaml).
+	want["ValidatingAdmissionPolicy/kommo-operator-webhook-writes"] = true
+	want["ValidatingAdmissionPolicyBinding/kommo-operator-webhook-writes"] = true
+	clusterScoped := map[string]bool{"Namespace": true, "CustomResourceDefinition": true, "ClusterRole": true, "ClusterRoleBinding": true,
+		"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
 	seen := map[string]bool{}
 	for _, o := range objs {
 		id := o.id()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"sort"
+	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -37,6 +38,18 @@ type Env struct {
 
 	env     *envtest.Environment
 	certDir string
+
+	gcMu sync.Mutex
+	gc   *garbageCollector
+}
+
+// Options configure StartWith; the zero value is Start.
+type Options struct {
+	// CRDDirectory holds the CRDs to install; default config/crd/bases of this tree.
+	CRDDirectory string
+	// GarbageCollector starts kube-controller-manager's garbage collector with the
+	// control plane (see Env.GarbageCollector, which starts it on first use instead).
+	GarbageCollector bool
 }
 
 // NewScheme returns a scheme with the built-in kinds and the operator's.
@@ -53,7 +66,10 @@ func NewScheme() *runtime.Scheme {
 
 // Start starts kube-apiserver and etcd with the CRDs from config/crd/bases installed.
 // Call Stop when done, usually from TestMain.
-func Start() (*Env, error) {
+func Start() (*Env, error) { return StartWith(Options{}) }
+
+// StartWith is Start with options.
+func StartWith(o Options) (*Env, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
@@ -62,14 +78,18 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	crds := o.CRDDirectory
+	if crds == "" {
+		crds = filepath.Join(root, "config", "crd", "bases")
+	}
 	// The API server's certificates live in a directory of ours, not envtest's, so that
-	// RestartAPIServer brings it back with the same ones.
+	// StartAPIServer brings it back with the same ones.
 	certDir, err := os.MkdirTemp("", "testenv-apiserver-")
 	if err != nil {
 		return nil, err
 	}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{crds},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}
@@ -86,13 +106,23 @@ func Start() (*Env, error) {
 		_ = os.RemoveAll(certDir)
 		return nil, err
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, env: env, certDir: certDir}, nil
+	e := &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, env: env, certDir: certDir}
+	if o.GarbageCollector {
+		if err := e.StartGarbageCollector(); err != nil {
+			_ = e.Stop()
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
 // Main is a test package's TestMain: it starts the control plane into *env, runs the
 // tests and stops it.
-func Main(m *testing.M, env **Env) {
-	e, err := Start()
+func Main(m *testing.M, env **Env) { MainWith(m, env, Options{}) }
+
+// MainWith is Main with options.
+func MainWith(m *testing.M, env **Env, o Options) {
+	e, err := StartWith(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -105,8 +135,14 @@ func Main(m *testing.M, env **Env) {
 	os.Exit(code)
 }
 
-// Stop stops the control plane.
+// Stop stops the garbage collector, if it runs, and the control plane.
 func (e *Env) Stop() error {
+	e.gcMu.Lock()
+	if e.gc != nil {
+		e.gc.stop()
+		e.gc = nil
+	}
+	e.gcMu.Unlock()
 	err := e.env.Stop()
 	_ = os.RemoveAll(e.certDir)
 	return err

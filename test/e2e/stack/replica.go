@@ -70,6 +70,30 @@ func (r *Replica) URL() string {
 	return "http://" + r.bind
 }
 
+// MetricsURL is the controller replica's plain-HTTP /metrics (empty for a webhook).
+func (r *Replica) MetricsURL() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.component != "controller" {
+		return ""
+	}
+	return "http://" + r.metrics + "/metrics"
+}
+
+// restart stops the replica's process (SIGTERM, SIGKILL after grace), as a rollout does,
+// and starts a new one, waiting until it is ready.
+func (r *Replica) restart(ctx context.Context, grace time.Duration) error {
+	r.mu.Lock()
+	p := r.proc
+	r.signalled = true
+	r.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("%s was never started", r.Name)
+	}
+	p.stop(grace)
+	return r.start(ctx, true)
+}
+
 // PID is the process id of the replica's current process (the leader of its process
 // group); 0 when none runs.
 func (r *Replica) PID() int {

@@ -83,8 +83,13 @@ type Options struct {
 	// Supervise restarts every replica whose process ends (see Replica); without it a
 	// process that ends unasked is reported by Crashed.
 	Supervise bool
-	// SimulatorArgs are extra flags of hack/kommosim, e.g. --token-lifetime=90s.
-	SimulatorArgs []string
+	// SimulatorArgs, ControllerArgs and WebhookArgs are appended to each process's flags;
+	// a flag given again overrides the stack's own (the benchmarks lift limits with them).
+	SimulatorArgs, ControllerArgs, WebhookArgs []string
+	// ControllerMetrics is kept for callers that ask for the metrics: every controller
+	// replica serves them over plain HTTP (--metrics-secure=false), the first one's at
+	// ControllerMetricsURL.
+	ControllerMetrics bool
 }
 
 // Stack is a running operator with everything around it.
@@ -104,6 +109,9 @@ type Stack struct {
 	// first webhook replica's Kommo routes (Redirect and RevokeHook go to any ready one).
 	SimURL     string
 	WebhookURL string
+	// ControllerMetricsURL is the controller's /metrics when Options.ControllerMetrics is
+	// set.
+	ControllerMetricsURL string
 
 	// Controllers and Webhooks are the replicas; ControllerLog and WebhookLog the first
 	// ones' logs.
@@ -232,6 +240,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		s.supervisors.Go(func() { r.probeReadiness(s.supervise) })
 	}
 	s.WebhookURL = s.Webhooks[0].URL()
+	s.ControllerMetricsURL = s.Controllers[0].MetricsURL()
 	if err := s.waitIntegrationReady(ctx); err != nil {
 		return s, err
 	}
@@ -249,7 +258,7 @@ func (s *Stack) Stop() error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r.retire(3 * time.Second)
+				r.retire(shutdownGrace)
 			}()
 		}
 		wg.Wait()
@@ -470,26 +479,43 @@ func (s *Stack) componentLogs() []string {
 // controllerArgs run `kommo-operator controller` as its ServiceAccount, leader-elected
 // as in the manifests, against the simulator; metrics in plain HTTP, to read who leads.
 func (s *Stack) controllerArgs(r *Replica) []string {
-	return []string{"controller",
+	return append([]string{"controller",
 		"--kubeconfig", s.ControllerKubeconfig,
 		"--kommo-endpoint", s.SimURL,
 		"--metrics-bind-address", r.metrics, "--metrics-secure=false",
 		"--health-probe-bind-address", r.probe,
 		"--leader-elect", "--leader-election-namespace", SystemNamespace,
 		"--zap-log-level", s.opts.LogLevel, "--zap-time-encoding", "rfc3339nano",
-	}
+	}, s.opts.ControllerArgs...)
 }
 
 // webhookArgs run `kommo-operator webhook` as its ServiceAccount.
 func (s *Stack) webhookArgs(r *Replica) []string {
-	return []string{"webhook",
+	return append([]string{"webhook",
 		"--kubeconfig", s.WebhookKubeconfig,
 		"--bind-address", r.bind,
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", r.probe,
 		"--zap-log-level", s.opts.LogLevel, "--zap-time-encoding", "rfc3339nano",
-	}
+	}, s.opts.WebhookArgs...)
 }
+
+// shutdownGrace bounds a process's own shutdown before SIGKILL when the stack stops it.
+const shutdownGrace = 3 * time.Second
+
+// RestartController stops the first controller replica (SIGTERM, as a rollout does) and
+// starts it again with the same flags; it returns once the new process is ready.
+func (s *Stack) RestartController(ctx context.Context) error {
+	r := s.Controllers[0]
+	if err := r.restart(ctx, shutdownGrace); err != nil {
+		return err
+	}
+	s.ControllerMetricsURL = r.MetricsURL()
+	return nil
+}
+
+// ControllerPID is the process id of the first controller replica, 0 when none runs.
+func (s *Stack) ControllerPID() int { return s.Controllers[0].PID() }
 
 func (s *Stack) track(p *process) {
 	s.mu.Lock()

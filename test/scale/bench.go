@@ -1,0 +1,594 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+	"github.com/kommo-operator/kommo-operator/kommo/kommotest"
+	"github.com/kommo-operator/kommo-operator/test/e2e/stack"
+)
+
+// controllerName is the installation controller's name in controller-runtime's metrics.
+const controllerName = "kommoinstallation"
+
+// readyDeadline bounds each wait for the controller; generous for 10,000 on 2 cores.
+const readyDeadline = 30 * time.Minute
+
+type bench struct {
+	s      *stack.Stack
+	c      config
+	admin  client.Client // unthrottled
+	apiURL string
+	apiHTTP,
+	http *http.Client
+}
+
+func newBench(s *stack.Stack, c config) (*bench, error) {
+	cfg := rest.CopyConfig(s.Env.Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	admin, err := client.New(cfg, client.Options{Scheme: s.Env.Scheme})
+	if err != nil {
+		return nil, err
+	}
+	apiHTTP, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = c.clients
+	return &bench{
+		s: s, c: c, admin: admin, apiURL: strings.TrimSuffix(cfg.Host, "/") + "/metrics", apiHTTP: apiHTTP,
+		http: &http.Client{Transport: transport, Timeout: 30 * time.Second},
+	}, nil
+}
+
+func (b *bench) run(ctx context.Context) error {
+	n := b.c.installs
+	fmt.Printf("scale: %d installs of distinct accounts, %d concurrent clients, controller flags %q, webhook flags %q\n",
+		n, b.c.clients, b.c.controllerArgs.String(), b.c.webhookArgs.String())
+
+	raw, err := b.rawCreateRate(ctx, min(n, 5000))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("raw Secret creates/s (same API server, %d clients): %.0f\n", b.c.clients, raw)
+
+	accounts := make([]string, n)
+	for i := range accounts {
+		accounts[i] = fmt.Sprintf("acct%05d.kommo.com", i)
+	}
+	codes, err := b.issueCodes(ctx, accounts)
+	if err != nil {
+		return err
+	}
+
+	apiBefore, err := b.apiWrites(ctx)
+	if err != nil {
+		return err
+	}
+	callsBefore, err := b.simCalls(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	lat, codesSeen, err := b.burst(ctx, accounts, codes)
+	if err != nil {
+		return err
+	}
+	burstTook := time.Since(start)
+	slices.Sort(lat)
+	rate := float64(len(lat)) / burstTook.Seconds()
+	fmt.Printf("webhook: %d redirects in %s: %.0f/s (%.2f× raw), p50 %s, p99 %s, max %s, answers %s\n",
+		len(lat), burstTook.Round(time.Millisecond), rate, rate/raw, pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1], codesSeen)
+
+	if err := b.waitReady(ctx, n); err != nil {
+		return err
+	}
+	readyAfter := time.Since(start)
+	apiAfter, err := b.apiWrites(ctx)
+	if err != nil {
+		return err
+	}
+	callsAfter, err := b.simCalls(ctx)
+	if err != nil {
+		return err
+	}
+	writes := apiAfter.minus(apiBefore)
+	perInstall := float64(writes.total()) / float64(n)
+	floor := time.Duration(perInstall * float64(n) / raw * float64(time.Second))
+	fmt.Printf("all %d Ready after %s (%.0f/s): %.2f writes per install (%s) → write floor %s at the raw rate, %.1f× the floor\n",
+		n, readyAfter.Round(time.Millisecond), float64(n)/readyAfter.Seconds(), perInstall, writes.perInstall(n),
+		floor.Round(time.Millisecond), readyAfter.Seconds()/floor.Seconds())
+	fmt.Printf("Kommo calls per install: %.2f (%s)\n", float64(callsAfter.total-callsBefore.total)/float64(n), callsAfter.minus(callsBefore).perInstall(n))
+	fmt.Printf("Kommo rate while installs were queued: %s\n", callsAfter.rate(callsBefore.total, b.c.kommoQPS))
+
+	if err := b.waitSteady(ctx, 0); err != nil {
+		return err
+	}
+	if err := b.printMemory(ctx, "steady state"); err != nil {
+		return err
+	}
+	if err := b.resync(ctx, n); err != nil {
+		return err
+	}
+	return b.restart(ctx, n)
+}
+
+// rawCreateRate creates count small Secrets (the size of a code Secret) with as many
+// clients as the burst, unthrottled, and returns creates per second: what this API server
+// takes in this run.
+func (b *bench) rawCreateRate(ctx context.Context, count int) (float64, error) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "scale-raw"}}
+	if err := b.admin.Create(ctx, ns); err != nil {
+		return 0, err
+	}
+	value := strings.Repeat("x", 1000)
+	var next atomic.Int64
+	errs := make(chan error, b.c.clients)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range b.c.clients {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(count) {
+					return
+				}
+				secret := &corev1.Secret{
+					ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: fmt.Sprintf("raw-%06d", i)},
+					Data:       map[string][]byte{"code": []byte(value)},
+				}
+				if err := b.admin.Create(ctx, secret); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	select {
+	case err := <-errs:
+		return 0, fmt.Errorf("raw Secret create: %w", err)
+	default:
+	}
+	return float64(count) / took.Seconds(), nil
+}
+
+// issueCodes gets one code per account from the simulator, before the clock starts.
+func (b *bench) issueCodes(ctx context.Context, accounts []string) ([]string, error) {
+	codes := make([]string, len(accounts))
+	var next atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(accounts) || first.Load() != nil {
+					return
+				}
+				code, err := b.s.IssueCode(ctx, accounts[i])
+				if err != nil {
+					first.CompareAndSwap(nil, err)
+					return
+				}
+				codes[i] = code
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := first.Load().(error); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// burst sends every install from c.clients clients at once, as Kommo's servers do (no
+// browser headers), and returns each redirect's latency and the answers by status (202:
+// the write goes on in the background after the request deadline).
+func (b *bench) burst(ctx context.Context, accounts, codes []string) ([]time.Duration, string, error) {
+	lat := make([]time.Duration, len(accounts))
+	statuses := make([]int, len(accounts))
+	var next atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for range b.c.clients {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(accounts) {
+					return
+				}
+				u := b.s.RedirectURL(url.Values{"code": {codes[i]}, "referer": {accounts[i]}, "from_widget": {"1"}})
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+				req.Header.Set("User-Agent", "amoCRM-oAuth-client/1.0")
+				t := time.Now()
+				resp, err := b.http.Do(req)
+				if err != nil {
+					first.CompareAndSwap(nil, fmt.Errorf("redirect of %s: %w", accounts[i], err.(*url.Error).Err))
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				lat[i], statuses[i] = time.Since(t), resp.StatusCode
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := first.Load().(error); err != nil {
+		return nil, "", err
+	}
+	byStatus := map[string]float64{}
+	for _, code := range statuses {
+		byStatus[strconv.Itoa(code)]++
+	}
+	return lat, counts(byStatus), nil
+}
+
+// waitReady polls until n installations are Ready for their generation.
+func (b *bench) waitReady(ctx context.Context, n int) error {
+	return poll(ctx, fmt.Sprintf("%d installations Ready", n), func(ctx context.Context) (bool, string, error) {
+		if err := b.s.Crashed(); err != nil {
+			return false, "", err
+		}
+		list := &kommov1.KommoInstallationList{}
+		if err := b.admin.List(ctx, list, client.InNamespace(b.s.Namespace)); err != nil {
+			return false, err.Error(), nil
+		}
+		ready := 0
+		for i := range list.Items {
+			inst := &list.Items[i]
+			if c := meta.FindStatusCondition(inst.Status.Conditions, kommov1.ConditionReady); c != nil &&
+				c.Status == metav1.ConditionTrue && inst.Status.ObservedGeneration == inst.Generation {
+				ready++
+			}
+		}
+		return ready >= n, fmt.Sprintf("%d of %d Ready", ready, len(list.Items)), nil
+	})
+}
+
+// waitSteady waits until the controller has reconciled at least atLeast times (as its
+// metrics count) and its queue is empty with nothing reconciled for two scrapes.
+func (b *bench) waitSteady(ctx context.Context, atLeast float64) error {
+	last := -1.0
+	stable := 0
+	return poll(ctx, "the controller's queue to settle", func(ctx context.Context) (bool, string, error) {
+		m, err := scrape(ctx, b.http, b.s.ControllerMetricsURL)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		depth := m.sum("workqueue_depth", label("name", controllerName))
+		done := m.sum("controller_runtime_reconcile_total", label("controller", controllerName))
+		if depth == 0 && done >= atLeast && done == last {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = done
+		return stable >= 2, fmt.Sprintf("queue depth %.0f, %.0f reconciles", depth, done), nil
+	})
+}
+
+// printMemory prints the controller's RSS (/proc) and Go heap in use (its metrics).
+func (b *bench) printMemory(ctx context.Context, when string) error {
+	rss, err := vmRSS(b.s.ControllerPID())
+	if err != nil {
+		return err
+	}
+	m, err := scrape(ctx, b.http, b.s.ControllerMetricsURL)
+	if err != nil {
+		return err
+	}
+	heap := m.sum("go_memstats_heap_inuse_bytes", nil)
+	fmt.Printf("controller memory at %s: RSS %.0f MB, Go heap in use %.0f MB (%.1f KB RSS per installation)\n",
+		when, float64(rss)/1e6, heap/1e6, float64(rss)/1e3/float64(b.c.installs))
+	return nil
+}
+
+// resync changes the KommoIntegration's metadata (nothing is due for any installation)
+// and counts what the controller asks of the API server and of Kommo until it settles.
+func (b *bench) resync(ctx context.Context, n int) error {
+	before, err := b.controllerCounts(ctx)
+	if err != nil {
+		return err
+	}
+	callsBefore, err := b.simCalls(ctx)
+	if err != nil {
+		return err
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		"scale.kommo-operator.io/touched": time.Now().UTC().Format(time.RFC3339Nano),
+	}}})
+	in := &kommov1.KommoIntegration{ObjectMeta: metav1.ObjectMeta{Namespace: b.s.Namespace, Name: b.s.Integration}}
+	start := time.Now()
+	if err := b.admin.Patch(ctx, in, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return err
+	}
+	if err := b.waitSteady(ctx, before.reconciles+float64(n)); err != nil {
+		return err
+	}
+	after, err := b.controllerCounts(ctx)
+	if err != nil {
+		return err
+	}
+	callsAfter, err := b.simCalls(ctx)
+	if err != nil {
+		return err
+	}
+	d := after.minus(before)
+	fmt.Printf("resync with nothing due (a KommoIntegration change): %.0f reconciles in %s, %.0f API requests (%.4f per installation; %s), %d Kommo calls\n",
+		d.reconciles, since(start), d.requests, d.requests/float64(n), d.byVerb(), callsAfter.total-callsBefore.total)
+	return nil
+}
+
+// restart restarts the controller with every installation Ready and counts what the new
+// process asks of the API server and of Kommo until it settles.
+func (b *bench) restart(ctx context.Context, n int) error {
+	callsBefore, err := b.simCalls(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := b.s.RestartController(ctx); err != nil {
+		return err
+	}
+	if err := b.waitSteady(ctx, float64(n)); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	after, err := b.controllerCounts(ctx)
+	if err != nil {
+		return err
+	}
+	callsAfter, err := b.simCalls(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("restart with all Ready: steady again after %s, %.0f reconciles, %.0f API requests (%.4f per installation; %s), %d Kommo calls\n",
+		took.Round(time.Millisecond), after.reconciles, after.requests, after.requests/float64(n), after.byVerb(), callsAfter.total-callsBefore.total)
+	return b.printMemory(ctx, "steady state after the restart")
+}
+
+// controllerCounts are the controller's own counters.
+type controllerCounts struct {
+	reconciles, requests float64
+	verbs                map[string]float64
+}
+
+func (b *bench) controllerCounts(ctx context.Context) (controllerCounts, error) {
+	m, err := scrape(ctx, b.http, b.s.ControllerMetricsURL)
+	if err != nil {
+		return controllerCounts{}, err
+	}
+	c := controllerCounts{
+		reconciles: m.sum("controller_runtime_reconcile_total", label("controller", controllerName)),
+		verbs:      map[string]float64{},
+	}
+	for _, s := range m {
+		if s.name == "rest_client_requests_total" {
+			c.requests += s.value
+			c.verbs[s.labels["method"]] += s.value
+		}
+	}
+	return c, nil
+}
+
+func (c controllerCounts) minus(o controllerCounts) controllerCounts {
+	d := controllerCounts{reconciles: c.reconciles - o.reconciles, requests: c.requests - o.requests, verbs: map[string]float64{}}
+	for k, v := range c.verbs {
+		d.verbs[k] = v - o.verbs[k]
+	}
+	return d
+}
+
+func (c controllerCounts) byVerb() string {
+	return counts(c.verbs)
+}
+
+// writeCounts are the API server's write requests by verb and resource.
+type writeCounts map[string]float64
+
+func (b *bench) apiWrites(ctx context.Context) (writeCounts, error) {
+	m, err := scrape(ctx, b.apiHTTP, b.apiURL)
+	if err != nil {
+		return nil, err
+	}
+	w := writeCounts{}
+	for _, s := range m {
+		if s.name != "apiserver_request_total" || s.labels["dry_run"] != "" {
+			continue
+		}
+		switch s.labels["verb"] {
+		case "POST", "PUT", "PATCH", "DELETE", "APPLY":
+		default:
+			continue
+		}
+		// The Lease is leader election, not install work; the raw namespace is ours.
+		if s.labels["resource"] == "leases" {
+			continue
+		}
+		key := s.labels["verb"] + " " + s.labels["resource"]
+		if s.labels["subresource"] != "" {
+			key += "/" + s.labels["subresource"]
+		}
+		w[key] += s.value
+	}
+	return w, nil
+}
+
+func (w writeCounts) minus(o writeCounts) writeCounts {
+	d := writeCounts{}
+	for k, v := range w {
+		if v-o[k] > 0 {
+			d[k] = v - o[k]
+		}
+	}
+	return d
+}
+
+func (w writeCounts) total() float64 {
+	t := 0.0
+	for _, v := range w {
+		t += v
+	}
+	return t
+}
+
+func (w writeCounts) perInstall(n int) string { return perInstall(w, n) }
+
+// simCounts are the simulator's calls by operation.
+type simCounts struct {
+	total int
+	ops   map[string]float64
+	calls []kommotest.Call
+}
+
+// rate describes the calls after the first from: their mean rate from the first to the
+// last, the most in any one second, and the 429s; against budget when it is set.
+func (c simCounts) rate(from int, budget float64) string {
+	calls := c.calls[from:]
+	if len(calls) < 2 {
+		return "too few calls"
+	}
+	times := make([]time.Time, len(calls))
+	limited := 0
+	for i, call := range calls {
+		times[i] = call.Time
+		if call.Status == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	busiest, j := 0, 0
+	for i := range times {
+		for times[i].Sub(times[j]) >= time.Second {
+			j++
+		}
+		busiest = max(busiest, i-j+1)
+	}
+	mean := float64(len(times)) / times[len(times)-1].Sub(times[0]).Seconds()
+	out := fmt.Sprintf("%.1f req/s mean over %s, %d in the busiest second, %d answered 429",
+		mean, times[len(times)-1].Sub(times[0]).Round(time.Millisecond), busiest, limited)
+	if budget > 0 {
+		out += fmt.Sprintf("; %.0f%% of the %g req/s budget", 100*mean/budget, budget)
+	}
+	return out
+}
+
+func (b *bench) simCalls(ctx context.Context) (simCounts, error) {
+	calls, err := b.s.SimCalls(ctx)
+	if err != nil {
+		return simCounts{}, err
+	}
+	c := simCounts{total: len(calls), ops: map[string]float64{}, calls: calls}
+	for _, call := range calls {
+		c.ops[call.Op]++
+	}
+	return c, nil
+}
+
+func (c simCounts) minus(o simCounts) writeCounts {
+	d := writeCounts{}
+	for k, v := range c.ops {
+		if v-o.ops[k] > 0 {
+			d[k] = v - o.ops[k]
+		}
+	}
+	return d
+}
+
+// counts formats counts, largest first.
+func counts(m map[string]float64) string { return format(m, 1, 0) }
+
+// perInstall formats counts divided by n, largest first.
+func perInstall(m map[string]float64, n int) string { return format(m, n, 2) }
+
+func format(m map[string]float64, n, decimals int) string {
+	keys := make([]string, 0, len(m))
+	for k, v := range m {
+		if v > 0 {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if m[a] != m[b] {
+			if m[a] > m[b] {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+" "+strconv.FormatFloat(m[k]/float64(n), 'f', decimals, 64))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func pct(sorted []time.Duration, p float64) time.Duration {
+	i := min(int(float64(len(sorted))*p), len(sorted)-1)
+	return sorted[i].Round(100 * time.Microsecond)
+}
+
+// poll runs check every second until it holds, fails, or readyDeadline passes.
+func poll(ctx context.Context, what string, check func(context.Context) (bool, string, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, readyDeadline)
+	defer cancel()
+	last := "nothing yet"
+	for {
+		ok, seen, err := check(ctx)
+		switch {
+		case err != nil:
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		case ok:
+			return nil
+		case seen != "":
+			last = seen
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (last seen: %s)", what, ctx.Err(), last)
+		case <-time.After(time.Second): // a poll interval, not synchronisation
+		}
+	}
+}
+
+// vmRSS reads a process's resident set size from /proc.
+func vmRSS(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
