@@ -30,7 +30,7 @@ var (
 	outages       = flag.Int("chaos.outages", int(envUint("CHAOS_OUTAGES", 0)), "API server outages (make chaos: 3)")
 	outageMax     = flag.Duration("chaos.outage", envDuration("CHAOS_OUTAGE", 10*time.Second), "length of the first API server outage, the longest")
 	settle        = flag.Duration("chaos.settle", envDuration("CHAOS_SETTLE", 100*time.Second), "how long the state may take to converge after the faults stop")
-	tokenLifetime = flag.Duration("chaos.token-lifetime", envDuration("CHAOS_TOKEN_LIFETIME", 60*time.Second), "the simulator's access token lifetime: refreshes every ~⅔ of it")
+	tokenLifetime = flag.Duration("chaos.token-lifetime", envDuration("CHAOS_TOKEN_LIFETIME", 40*time.Second), "the simulator's access token lifetime: refreshes every ~⅔ of it")
 	answerWithin  = flag.Duration("chaos.answer-within", envDuration("CHAOS_ANSWER_WITHIN", 3*time.Second), "Kommo's wait for the webhook's answer to an install")
 	keep          = flag.Bool("chaos.keep", os.Getenv("CHAOS_KEEP") != "", "keep the binaries, logs and report even when the run passes")
 )
