@@ -1,7 +1,7 @@
 # kommo-operator. `make help` lists the targets.
 
-# TEST_CHAOS=1: `make test` includes the short fault-injection run (test/chaos).
-TEST_CHAOS ?= 0
+# `make test` includes the short fault-injection run (test/chaos); TEST_CHAOS=0 leaves it out.
+TEST_CHAOS ?= 1
 
 # Pinned tools; each is built once into bin/ and reused.
 CONTROLLER_GEN_VERSION ?= v0.23.0
@@ -70,7 +70,7 @@ envtest: ## Build kube-apiserver, etcd, kubectl and kube-controller-manager into
 	@hack/envtest/build.sh
 
 .PHONY: test
-test: vet ## Vet, then unit, API-server and e2e tests (TEST_CHAOS=1: and a short fault-injection run), the chart, alert and Argo CD tests, then each fuzz target briefly.
+test: vet ## Vet, then unit, API-server and e2e tests and a short fault-injection run (TEST_CHAOS=0: without it), the chart, alert and Argo CD tests, then each fuzz target briefly.
 	CHAOS=$(TEST_CHAOS) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GOTEST) -count=1 ./...
 	$(MAKE) test-ecosystem
 	$(MAKE) fuzz

@@ -91,12 +91,19 @@ func (r *InstallationReconciler) reconcileAttempt(ctx context.Context, s *instal
 
 	key := receivedAtKey(auth.ReceivedAt)
 	var exchangeErr error
+	var adopted *tokens
 	err = r.SingleUse.Run(ctx, func(ctx context.Context) error {
 		// The grant the new tokens replace; a write that finds another one there (an
 		// exchange of a newer install by another replica) is dropped.
 		before, err := r.liveTokens(ctx, s)
 		if err != nil {
 			return err
+		}
+		if before != nil && before.Authorization == key {
+			// Exchanged by a pass whose status never landed (the cache did not show it):
+			// the code is spent, the Secret holds its pair.
+			adopted = before
+			return nil
 		}
 		tok, err := r.Kommo.ExchangeCode(ctx, inst.Spec.AccountDomain, app, code)
 		if err != nil {
@@ -132,8 +139,13 @@ func (r *InstallationReconciler) reconcileAttempt(ctx context.Context, s *instal
 	case exchangeErr != nil:
 		r.exchangeFailed(ctx, s, exchangeErr)
 		return nil
+	case adopted != nil:
+		s.tokens = adopted
+		r.attemptSucceeded(ctx, s, false)
+		return nil
 	}
-	if err := r.deleteCodeSecret(ctx, s); err != nil {
+	s.spent = true
+	if err := r.deleteCodeSecret(context.WithoutCancel(ctx), s); err != nil {
 		// The code is spent either way; the Secret goes with its KommoIntegration.
 		logf.FromContext(ctx).Error(err, "Deleting the exchanged code Secret")
 	}

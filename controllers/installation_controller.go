@@ -118,7 +118,15 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if retErr == nil {
 			inst.Status.ObservedGeneration = inst.Generation
 		}
-		retErr = errors.Join(retErr, r.patch(ctx, s))
+		patchCtx := ctx
+		if s.spent && ctx.Err() != nil {
+			// Shutting down after a code or refresh token was spent: record the outcome
+			// (installedAt, the refresh plan) so the next leader need not infer it.
+			var cancel context.CancelFunc
+			patchCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+		}
+		retErr = errors.Join(retErr, r.patch(patchCtx, s))
 		res = ctrl.Result{RequeueAfter: s.requeueAfter}
 		if s.stale && retErr == nil {
 			res = ctrl.Result{RequeueAfter: staleCacheRetry}

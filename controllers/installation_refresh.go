@@ -114,6 +114,7 @@ func (r *InstallationReconciler) reconcileRefresh(ctx context.Context, s *instal
 		r.refreshFailed(ctx, s, refreshErr)
 		return nil
 	}
+	s.spent = true
 	tokenRefreshes.WithLabelValues("success").Inc()
 	s.succeeded(concernRefresh)
 	st.LastRefreshTime = ptr.To(metav1.NewTime(s.now))

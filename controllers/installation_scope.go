@@ -42,6 +42,9 @@ type installationScope struct {
 	gone bool
 	// renameTried is set once this pass asked Kommo where the account lives now.
 	renameTried bool
+	// spent is set once this pass stored a pair a single-use call produced: its status
+	// must land even when the reconcile is being canceled.
+	spent bool
 }
 
 func newScope(inst *kommov1.KommoInstallation, now time.Time) *installationScope {

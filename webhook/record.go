@@ -436,9 +436,13 @@ func (s *Server) retry(ctx context.Context, log logr.Logger, fn writeFunc) write
 }
 
 // retryable: anything but a refusal that retrying cannot change.
+//
+// A 403 is retried: an API server that has just restarted refuses requests while its
+// authorizer warms up, and Kommo never resends the install. A refusal by RBAC or the write
+// policy then costs retries until the code expires, with every attempt logged.
 func retryable(err error) bool {
 	switch {
-	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsForbidden(err),
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err),
 		apierrors.IsNotFound(err), apierrors.IsMethodNotSupported(err), apierrors.IsNotAcceptable(err),
 		apierrors.IsUnsupportedMediaType(err), apierrors.IsRequestEntityTooLargeError(err):
 		return false
