@@ -112,6 +112,9 @@ func (r *InstallationReconciler) reconcileAttempt(ctx context.Context, s *instal
 		}
 		defer observeUnpersisted(time.Now())
 		return r.storeTokens(ctx, s, func(cur *tokens, exists bool) error {
+			if exists && cur.Authorization == key && cur.RefreshToken == tok.RefreshToken {
+				return nil // an attempt that timed out landed after all
+			}
 			if exists != (before != nil) || exists && cur.Authorization != before.Authorization {
 				return errSuperseded
 			}

@@ -137,6 +137,7 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		inst.Status.AccountDomain = inst.Spec.AccountDomain
 	}
 	if !inst.DeletionTimestamp.IsZero() {
+		s.notReady(kommov1.ReasonDeleting, "Disconnecting the channel before the installation goes")
 		return ctrl.Result{}, r.reconcileDelete(ctx, s)
 	}
 	if inst.Annotations[kommov1.AnnotationPaused] == "true" {

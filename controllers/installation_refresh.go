@@ -92,6 +92,9 @@ func (r *InstallationReconciler) reconcileRefresh(ctx context.Context, s *instal
 		}
 		defer observeUnpersisted(time.Now())
 		return r.storeTokens(ctx, s, func(cur *tokens, exists bool) error {
+			if exists && cur.RefreshToken == tok.RefreshToken {
+				return nil // an attempt that timed out landed after all
+			}
 			if !exists || cur.RefreshToken != sent {
 				return errSuperseded
 			}

@@ -21,9 +21,11 @@ func summarize(s *installationScope) {
 		c.ObservedGeneration = s.inst.Generation
 		meta.SetStatusCondition(&st.Conditions, c)
 	}
-	if s.integration == nil {
-		// Nothing was looked at (paused, no integration): only Ready says why.
-		set(*s.ready)
+	if s.integration == nil || !s.inst.DeletionTimestamp.IsZero() {
+		// Nothing was looked at (paused, no integration, being deleted): only Ready says why.
+		if s.ready != nil {
+			set(*s.ready)
+		}
 		return
 	}
 	auth := authorizedCondition(s)

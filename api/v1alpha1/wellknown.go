@@ -72,6 +72,8 @@ const (
 	ReasonReconciling = "Reconciling"
 	// ReasonPaused: the paused annotation is set; nothing is done.
 	ReasonPaused = "Paused"
+	// ReasonDeleting: the installation is being deleted; its channel is disconnected first.
+	ReasonDeleting = "Deleting"
 
 	// ReasonSecretNotFound: a referenced Secret or key is missing. Create it.
 	ReasonSecretNotFound = "SecretNotFound"
