@@ -119,6 +119,13 @@ func (s *Server) upsertAuthorization(ctx context.Context, in install, log logr.L
 			log.Info("Ignored a duplicate install")
 			return outcomeDuplicate, nil
 		}
+		if a := cur.Spec.Authorization; a != nil && a.ReceivedAt.Time.After(in.receivedAt) {
+			// A write deferred through an API server outage must not replace an install
+			// received after it (Kommo's newest grant is the one to keep). Replicas' clocks
+			// agree to well under the seconds between two installs of one account.
+			log.Info("Ignored an install older than the one recorded")
+			return outcomeDuplicate, nil
+		}
 		patch, err := authorizationPatch(cur, in)
 		if err != nil {
 			return "", err

@@ -260,46 +260,41 @@ func TestInstallsInTheSameInstantAreOrdered(t *testing.T) {
 	}
 }
 
-// Installs are not ordered by the clocks of different replicas: a different code always
-// becomes the current authorization, the same code is a duplicate.
-func TestInstallsAreNotOrderedByClocks(t *testing.T) {
-	ahead := startWebhook(t, nil, testOptions(), clockAt(time.Hour))
-	behind := startWebhook(t, nil, testOptions(), clockAt(-time.Hour))
+// Installs are ordered by receivedAt (microseconds, unique per object): an install stamped
+// before the recorded one — a write deferred through an API server outage that lands after
+// a newer install — never replaces it; one stamped after does.
+func TestAnOlderInstallNeverReplacesANewerOne(t *testing.T) {
+	early := startWebhook(t, nil, testOptions(), clockAt(-time.Minute))
+	late := startWebhook(t, nil, testOptions(), clockAt(time.Minute))
 	ns := env.Namespace(t)
-	ahead.createIntegration(ns, "bridge")
-	behind.waitCached(client.ObjectKey{Namespace: ns, Name: "bridge"}, &kommov1.KommoIntegration{}, nil)
-	if resp := ahead.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("first"))); resp.status != http.StatusOK {
+	late.createIntegration(ns, "bridge")
+	early.waitCached(client.ObjectKey{Namespace: ns, Name: "bridge"}, &kommov1.KommoIntegration{}, nil)
+	if resp := late.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("newer"))); resp.status != http.StatusOK {
 		t.Fatalf("%d %q", resp.status, resp.body)
 	}
-	first := getInstallation(t, ns, "bridge.acme.kommo.com")
-	recorded := requests(routeRedirect, outcomeRecorded)
-	if resp := behind.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("second"))); resp.status != http.StatusOK {
-		t.Fatalf("%d %q", resp.status, resp.body)
-	}
-	if d := requests(routeRedirect, outcomeRecorded) - recorded; d != 1 {
-		t.Errorf("recorded +%v, want 1", d)
-	}
-	second := getInstallation(t, ns, "bridge.acme.kommo.com")
-	if got := second.Spec.Authorization.CodeSecretRef.Name; got != wantSecretName(ns, "bridge", "acme.kommo.com", testCode("second")) {
-		t.Fatalf("the later install was dropped: codeSecretRef %s", got)
-	}
-	if second.UID != first.UID {
-		t.Error("a new object")
-	}
-	// The first code again, through either replica: it is on the object no more, so it is
-	// an install again (Kommo never resends; a browser may); the second code again is a
-	// duplicate.
-	cached := &kommov1.KommoInstallation{}
-	behind.waitCached(client.ObjectKeyFromObject(second), cached, func() bool { return cached.ResourceVersion == second.ResourceVersion })
+	newer := getInstallation(t, ns, "bridge.acme.kommo.com")
 	dups := requests(routeRedirect, outcomeDuplicate)
-	if resp := behind.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("second"))); resp.status != http.StatusOK {
+	if resp := early.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("older"))); resp.status != http.StatusOK {
 		t.Fatalf("%d %q", resp.status, resp.body)
 	}
 	if d := requests(routeRedirect, outcomeDuplicate) - dups; d != 1 {
 		t.Errorf("duplicate +%v, want 1", d)
 	}
-	if got := getInstallation(t, ns, "bridge.acme.kommo.com"); got.ResourceVersion != second.ResourceVersion {
-		t.Error("a duplicate re-patched the installation")
+	if got := getInstallation(t, ns, "bridge.acme.kommo.com"); got.ResourceVersion != newer.ResourceVersion {
+		t.Fatalf("an older install replaced a newer one: codeSecretRef %s", got.Spec.Authorization.CodeSecretRef.Name)
+	}
+	// A later install replaces it.
+	recorded := requests(routeRedirect, outcomeRecorded)
+	cached := &kommov1.KommoInstallation{}
+	late.waitCached(client.ObjectKeyFromObject(newer), cached, func() bool { return cached.ResourceVersion == newer.ResourceVersion })
+	if resp := late.get(redirectPath(ns, "bridge"), installQuery("acme.kommo.com", testCode("newest"))); resp.status != http.StatusOK {
+		t.Fatalf("%d %q", resp.status, resp.body)
+	}
+	if d := requests(routeRedirect, outcomeRecorded) - recorded; d != 1 {
+		t.Errorf("recorded +%v, want 1", d)
+	}
+	if got := getInstallation(t, ns, "bridge.acme.kommo.com").Spec.Authorization.CodeSecretRef.Name; got != wantSecretName(ns, "bridge", "acme.kommo.com", testCode("newest")) {
+		t.Errorf("the newest install was not recorded: codeSecretRef %s", got)
 	}
 }
 
