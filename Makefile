@@ -105,8 +105,15 @@ CHAOS_SEED ?= 0
 chaos: ## Run the fault-injection suite for CHAOS_DURATION (default 4m; CHAOS_SEED, CHAOS_OUTAGES, CHAOS_OUTAGE, …); prints the seed and the counts.
 	CHAOS=1 CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_OUTAGES=$(CHAOS_OUTAGES) CHAOS_OUTAGE=$(CHAOS_OUTAGE) \
 	CHAOS_INSTALL_EVERY=$(CHAOS_INSTALL_EVERY) CHAOS_TOKEN_LIFETIME=$(CHAOS_TOKEN_LIFETIME) \
-	CHAOS_SETTLE=$(CHAOS_SETTLE) CHAOS_SEED=$(CHAOS_SEED) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" \
+	CHAOS_SETTLE=$(CHAOS_SETTLE) CHAOS_SEED=$(CHAOS_SEED) CHAOS_UPGRADE_FROM=$(CHAOS_UPGRADE_FROM) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" \
 	$(GOTEST) -count=1 -v -timeout 2h -run '^TestChaos$$' ./test/chaos
+
+# The fault suite across a rolling upgrade: the controllers start as RELEASE (the previous
+# release) and are rolled to this tree's a third into the run.
+RELEASE ?= 2209252
+.PHONY: chaos-upgrade
+chaos-upgrade: ## Run the fault suite across a rolling upgrade of the controllers from RELEASE (default the previous release).
+	$(MAKE) chaos CHAOS_UPGRADE_FROM="$$(hack/release-binary.sh $(RELEASE))"
 
 .PHONY: upgrade-fixtures
 upgrade-fixtures: ## Re-capture test/upgrade/testdata from a release: make upgrade-fixtures RELEASE=<commit>.

@@ -30,6 +30,7 @@ var (
 	outages       = flag.Int("chaos.outages", int(envUint("CHAOS_OUTAGES", 0)), "API server outages (make chaos: 3)")
 	outageMax     = flag.Duration("chaos.outage", envDuration("CHAOS_OUTAGE", 10*time.Second), "length of the first API server outage, the longest")
 	settle        = flag.Duration("chaos.settle", envDuration("CHAOS_SETTLE", 100*time.Second), "how long the state may take to converge after the faults stop")
+	upgradeFrom   = flag.String("chaos.upgrade-from", os.Getenv("CHAOS_UPGRADE_FROM"), "an older kommo-operator binary the controllers start with; a third into the run they are rolled to this tree's (`make chaos-upgrade`)")
 	tokenLifetime = flag.Duration("chaos.token-lifetime", envDuration("CHAOS_TOKEN_LIFETIME", 40*time.Second), "the simulator's access token lifetime: refreshes every ~⅔ of it")
 	answerWithin  = flag.Duration("chaos.answer-within", envDuration("CHAOS_ANSWER_WITHIN", 3*time.Second), "Kommo's wait for the webhook's answer to an install")
 	keep          = flag.Bool("chaos.keep", os.Getenv("CHAOS_KEEP") != "", "keep the binaries, logs and report even when the run passes")
@@ -90,7 +91,7 @@ func TestChaos(t *testing.T) {
 	}
 	s, err := stack.Start(rootCtx, stack.Options{
 		Binaries: bins, Dir: filepath.Join(dir, "run"), Namespace: "chaos",
-		ControllerReplicas: 2, WebhookReplicas: 2, Supervise: true,
+		ControllerReplicas: 2, WebhookReplicas: 2, Supervise: true, ControllerUpgradeFrom: *upgradeFrom,
 		SimulatorArgs: []string{"--token-lifetime", tokenLifetime.String(), "--refresh-grace"},
 		Logf:          func(format string, args ...any) { t.Logf("stack: "+format, args...) },
 	})
@@ -110,6 +111,22 @@ func TestChaos(t *testing.T) {
 
 	r := newRun(s, cfg, *answerWithin)
 	runStart := time.Now()
+	if *upgradeFrom != "" {
+		// A rolling upgrade under fire: the old release leads, then this tree takes over.
+		go func() {
+			select {
+			case <-time.After(cfg.Duration / 3):
+			case <-rootCtx.Done():
+				return
+			}
+			t.Logf("chaos: %6.1fs rolling upgrade of the controllers from %s", time.Since(runStart).Seconds(), *upgradeFrom)
+			if err := s.UpgradeControllers(rootCtx); err != nil {
+				t.Errorf("rolling upgrade: %v", err)
+				return
+			}
+			t.Logf("chaos: %6.1fs rolling upgrade done", time.Since(runStart).Seconds())
+		}()
+	}
 	r.execute(rootCtx, t, events)
 	faultsEnded := time.Now()
 	if err := s.ClearFaults(rootCtx); err != nil {

@@ -37,6 +37,9 @@ type Replica struct {
 	component string
 	s         *Stack
 	args      func(r *Replica) []string
+	// binary overrides Options.Binaries.Operator for this replica (an older release during
+	// a rolling upgrade); "" runs the tree's.
+	binary string
 
 	mu        sync.Mutex
 	proc      *process
@@ -192,7 +195,13 @@ func (r *Replica) start(ctx context.Context, wait bool) error {
 		if err := r.pickPorts(); err != nil {
 			return err
 		}
-		p, err := startProcess(r.Name, r.LogPath, r.s.opts.Binaries.Operator, r.args(r), nil)
+		r.mu.Lock()
+		bin := r.binary
+		r.mu.Unlock()
+		if bin == "" {
+			bin = r.s.opts.Binaries.Operator
+		}
+		p, err := startProcess(r.Name, r.LogPath, bin, r.args(r), nil)
 		if err != nil {
 			return err
 		}

@@ -86,6 +86,9 @@ type Options struct {
 	// SimulatorArgs, ControllerArgs and WebhookArgs are appended to each process's flags;
 	// a flag given again overrides the stack's own (the benchmarks lift limits with them).
 	SimulatorArgs, ControllerArgs, WebhookArgs []string
+	// ControllerUpgradeFrom, when set, is an older kommo-operator binary the controller
+	// replicas start with; UpgradeControllers rolls them to this tree's.
+	ControllerUpgradeFrom string
 	// ControllerMetrics is kept for callers that ask for the metrics: every controller
 	// replica serves them over plain HTTP (--metrics-secure=false), the first one's at
 	// ControllerMetricsURL.
@@ -463,6 +466,9 @@ func (s *Stack) replicas(component string, n int, args func(*Replica) []string) 
 			name = fmt.Sprintf("%s-%d", component, i)
 		}
 		out[i] = &Replica{Name: name, LogPath: filepath.Join(s.Dir, name+".log"), component: component, s: s, args: args}
+		if component == "controller" {
+			out[i].binary = s.opts.ControllerUpgradeFrom
+		}
 	}
 	return out
 }
@@ -511,6 +517,26 @@ func (s *Stack) RestartController(ctx context.Context) error {
 		return err
 	}
 	s.ControllerMetricsURL = r.MetricsURL()
+	return nil
+}
+
+// UpgradeControllers rolls the controller replicas, one at a time as a Deployment's
+// rolling update does, from Options.ControllerUpgradeFrom to this tree's binary: each is
+// sent SIGTERM, replaced by its supervisor, and waited for until Ready.
+func (s *Stack) UpgradeControllers(ctx context.Context) error {
+	for _, r := range s.Controllers {
+		r.mu.Lock()
+		r.binary = ""
+		r.mu.Unlock()
+		old := r.PID()
+		r.Term()
+		if err := Poll(ctx, 2*Deadline, r.Name+" upgraded and Ready", func(context.Context) (bool, string, error) {
+			pid := r.PID()
+			return pid != 0 && pid != old && r.Ready(), fmt.Sprintf("pid %d, ready %v", pid, r.Ready()), nil
+		}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
