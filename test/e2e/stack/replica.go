@@ -25,7 +25,7 @@ const (
 
 // terminationGrace is how long Term waits before SIGKILL: the manifests'
 // terminationGracePeriodSeconds of each component.
-var terminationGrace = map[string]time.Duration{"controller": 30 * time.Second, "webhook": 20 * time.Second}
+var terminationGrace = map[string]time.Duration{"controller": 90 * time.Second, "webhook": 30 * time.Second}
 
 // Replica is one replica of the controller or the webhook: a slot whose process the
 // stack starts, signals and, when Options.Supervise is set, starts again.
