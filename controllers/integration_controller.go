@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,12 +31,19 @@ import (
 // the installations' configuration backoff within seconds.
 const integrationRecheck = 10 * time.Second
 
+// codeSecretCollection is how often an integration's expired code Secrets are looked for:
+// it lists all of the integration's installations, too costly for every recheck.
+const codeSecretCollection = 5 * time.Minute
+
 // IntegrationReconciler reports whether a KommoIntegration's referenced Secrets exist and
 // publishes its effective settings. Changes reach installations through their own watch.
 type IntegrationReconciler struct {
 	client.Client
 	// APIReader reads the referenced Secrets live.
 	APIReader client.Reader
+
+	// collected remembers when each integration's code Secrets were last collected.
+	collected sync.Map // types.NamespacedName → time.Time
 }
 
 // SetupWithManager registers the reconciler.
@@ -152,8 +160,11 @@ func (r *IntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	st.ObservedGeneration = integration.Generation
 	st.ConfigVersion = configVersion(versions)
 
-	if err := r.collectCodeSecrets(ctx, integration); err != nil {
-		return ctrl.Result{}, err
+	if last, ok := r.collected.Load(req.NamespacedName); !ok || time.Since(last.(time.Time)) >= codeSecretCollection {
+		if err := r.collectCodeSecrets(ctx, integration); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.collected.Store(req.NamespacedName, time.Now())
 	}
 
 	if !equality.Semantic.DeepEqual(original.Status, integration.Status) {
