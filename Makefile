@@ -121,9 +121,10 @@ upgrade-fixtures: ## Re-capture test/upgrade/testdata from a release: make upgra
 	hack/upgrade-fixtures.sh $(RELEASE)
 
 .PHONY: bench
-bench: ## Run the benchmarks (webhook latency and throughput against a real API server), then bench-scale.
+bench: ## Run the benchmarks (webhook latency and throughput against a real API server), then bench-scale and bench-budget.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GOTEST) -run '^$$' -bench . -benchmem ./...
 	$(MAKE) bench-scale
+	$(MAKE) bench-budget
 
 # Installs of distinct accounts the scale benchmark sends; SCALE_INSTALLS=10000 for the full run.
 SCALE_INSTALLS ?= 1000
@@ -133,6 +134,13 @@ SCALE_FLAGS ?=
 .PHONY: bench-scale
 bench-scale: ## Scale benchmark: the real binaries as processes, a burst of SCALE_INSTALLS installs, steady state, resync, restart.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" SCALE_INSTALLS=$(SCALE_INSTALLS) $(GO) run ./test/scale $(SCALE_FLAGS)
+
+# Installs the budget run sends: at Kommo's 7 req/s, 3 calls each, 200 take about 90 s.
+BUDGET_INSTALLS ?= 200
+
+.PHONY: bench-budget
+bench-budget: ## The scale benchmark with Kommo's real budget (7 req/s in the simulator and the controller): budget used, requests over it.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" SCALE_INSTALLS=$(BUDGET_INSTALLS) $(GO) run ./test/scale -kommo-qps 7 $(SCALE_FLAGS)
 
 ##@ Build and run
 

@@ -27,6 +27,7 @@ func runController(args []string) error {
 		metricsAddr     = fs.String("metrics-bind-address", ":8443", "Address of the metrics endpoint; \"0\" disables it.")
 		metricsSecure   = fs.Bool("metrics-secure", true, "Serve metrics over HTTPS, to callers authenticated and authorized by the API server.")
 		probeAddr       = fs.String("health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
+		pprofAddr       = fs.String("pprof-bind-address", "0", "Address of Go's /debug/pprof profiles, unauthenticated: bind it to localhost; \"0\" disables it.")
 		leaderElect     = fs.Bool("leader-elect", false, "Elect a leader so that only one replica reconciles.")
 		leaderNamespace = fs.String("leader-election-namespace", "", "Namespace of the leader election Lease; required outside a cluster.")
 		watchNamespace  = fs.String("watch-namespace", "", "Only reconcile objects in this namespace; all namespaces when empty.")
@@ -75,6 +76,7 @@ func runController(args []string) error {
 		Cache:                         cacheOpts,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        *probeAddr,
+		PprofBindAddress:              *pprofAddr,
 		LeaderElection:                *leaderElect,
 		LeaderElectionID:              "kommo-operator-controller.kommo-operator.io",
 		LeaderElectionNamespace:       *leaderNamespace,

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,10 +36,11 @@ const controllerName = "kommoinstallation"
 const readyDeadline = 30 * time.Minute
 
 type bench struct {
-	s      *stack.Stack
-	c      config
-	admin  client.Client // unthrottled
-	apiURL string
+	s       *stack.Stack
+	c       config
+	admin   client.Client // unthrottled
+	watcher client.WithWatch
+	apiURL  string
 	apiHTTP,
 	http *http.Client
 }
@@ -49,6 +52,10 @@ func newBench(s *stack.Stack, c config) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
+	watcher, err := client.NewWithWatch(cfg, client.Options{Scheme: s.Env.Scheme})
+	if err != nil {
+		return nil, err
+	}
 	apiHTTP, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, err
@@ -56,7 +63,7 @@ func newBench(s *stack.Stack, c config) (*bench, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = c.clients
 	return &bench{
-		s: s, c: c, admin: admin, apiURL: strings.TrimSuffix(cfg.Host, "/") + "/metrics", apiHTTP: apiHTTP,
+		s: s, c: c, admin: admin, watcher: watcher, apiURL: strings.TrimSuffix(cfg.Host, "/") + "/metrics", apiHTTP: apiHTTP,
 		http: &http.Client{Transport: transport, Timeout: 30 * time.Second},
 	}, nil
 }
@@ -130,7 +137,10 @@ func (b *bench) run(ctx context.Context) error {
 	if err := b.resync(ctx, n); err != nil {
 		return err
 	}
-	return b.restart(ctx, n)
+	if err := b.dueRefreshes(ctx, n); err != nil {
+		return err
+	}
+	return b.restart(ctx, n+freshInstalls)
 }
 
 // rawCreateRate creates count small Secrets (the size of a code Secret) with as many
@@ -219,18 +229,13 @@ func (b *bench) burst(ctx context.Context, accounts, codes []string) ([]time.Dur
 				if i >= len(accounts) {
 					return
 				}
-				u := b.s.RedirectURL(url.Values{"code": {codes[i]}, "referer": {accounts[i]}, "from_widget": {"1"}})
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-				req.Header.Set("User-Agent", "amoCRM-oAuth-client/1.0")
 				t := time.Now()
-				resp, err := b.http.Do(req)
+				status, err := b.redirect(ctx, accounts[i], codes[i])
 				if err != nil {
-					first.CompareAndSwap(nil, fmt.Errorf("redirect of %s: %w", accounts[i], err.(*url.Error).Err))
+					first.CompareAndSwap(nil, err)
 					return
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				lat[i], statuses[i] = time.Since(t), resp.StatusCode
+				lat[i], statuses[i] = time.Since(t), status
 			}
 		})
 	}
@@ -243,6 +248,21 @@ func (b *bench) burst(ctx context.Context, accounts, codes []string) ([]time.Dur
 		byStatus[strconv.Itoa(code)]++
 	}
 	return lat, counts(byStatus), nil
+}
+
+// redirect sends one install of account as Kommo's servers do (no browser headers) and
+// returns the answer's status.
+func (b *bench) redirect(ctx context.Context, account, code string) (int, error) {
+	u := b.s.RedirectURL(url.Values{"code": {code}, "referer": {account}, "from_widget": {"1"}})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req.Header.Set("User-Agent", "amoCRM-oAuth-client/1.0")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("redirect of %s: %w", account, err.(*url.Error).Err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 // waitReady polls until n installations are Ready for their generation.
@@ -302,6 +322,40 @@ func (b *bench) printMemory(ctx context.Context, when string) error {
 	heap := m.sum("go_memstats_heap_inuse_bytes", nil)
 	fmt.Printf("controller memory at %s: RSS %.0f MB, Go heap in use %.0f MB (%.1f KB RSS per installation)\n",
 		when, float64(rss)/1e6, heap/1e6, float64(rss)/1e3/float64(b.c.installs))
+	return b.heapProfile(ctx, when)
+}
+
+// heapProfile saves the controller's heap profile (after a GC) to bin/scale and prints
+// its largest entries by live bytes.
+func (b *bench) heapProfile(ctx context.Context, when string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.s.Controllers[0].PprofURL()+"heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("controller heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("controller heap profile: %s %v", resp.Status, err)
+	}
+	path := filepath.Join(b.c.profiles, fmt.Sprintf("controller-heap-%d-%s.pb.gz", b.c.installs, strings.ReplaceAll(when, " ", "-")))
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=12", "-sample_index=inuse_space", path).Output()
+	if err != nil {
+		return fmt.Errorf("go tool pprof %s: %w", path, err)
+	}
+	fmt.Printf("  heap profile %s (live bytes, largest first):\n", path)
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(line, "File:") || strings.HasPrefix(line, "Build ID:") || strings.HasPrefix(line, "Type:") || strings.HasPrefix(line, "Time:") {
+			continue
+		}
+		fmt.Println("    " + line)
+	}
 	return nil
 }
 
@@ -316,12 +370,8 @@ func (b *bench) resync(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
-		"scale.kommo-operator.io/touched": time.Now().UTC().Format(time.RFC3339Nano),
-	}}})
-	in := &kommov1.KommoIntegration{ObjectMeta: metav1.ObjectMeta{Namespace: b.s.Namespace, Name: b.s.Integration}}
 	start := time.Now()
-	if err := b.admin.Patch(ctx, in, client.RawPatch(types.MergePatchType, patch)); err != nil {
+	if err := b.touchIntegration(ctx); err != nil {
 		return err
 	}
 	if err := b.waitSteady(ctx, before.reconciles+float64(n)); err != nil {
@@ -339,6 +389,16 @@ func (b *bench) resync(ctx context.Context, n int) error {
 	fmt.Printf("resync with nothing due (a KommoIntegration change): %.0f reconciles in %s, %.0f API requests (%.4f per installation; %s), %d Kommo calls\n",
 		d.reconciles, since(start), d.requests, d.requests/float64(n), d.byVerb(), callsAfter.total-callsBefore.total)
 	return nil
+}
+
+// touchIntegration changes the KommoIntegration's metadata only: every installation of
+// it is reconciled, and nothing in their configuration changed.
+func (b *bench) touchIntegration(ctx context.Context) error {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		"scale.kommo-operator.io/touched": time.Now().UTC().Format(time.RFC3339Nano),
+	}}})
+	in := &kommov1.KommoIntegration{ObjectMeta: metav1.ObjectMeta{Namespace: b.s.Namespace, Name: b.s.Integration}}
+	return b.admin.Patch(ctx, in, client.RawPatch(types.MergePatchType, patch))
 }
 
 // restart restarts the controller with every installation Ready and counts what the new
@@ -465,8 +525,11 @@ type simCounts struct {
 
 // rate describes the calls after the first from: their mean rate from the first to the
 // last, the most in any one second, and the 429s; against budget when it is set.
-func (c simCounts) rate(from int, budget float64) string {
-	calls := c.calls[from:]
+func (c simCounts) rate(from int, budget float64) string { return rateOf(c.calls[from:], budget) }
+
+// rateOf describes calls: their mean rate from the first to the last, the most in any
+// one second, and the 429s; against budget when it is set.
+func rateOf(calls []kommotest.Call, budget float64) string {
 	if len(calls) < 2 {
 		return "too few calls"
 	}
@@ -559,6 +622,7 @@ func poll(ctx context.Context, what string, check func(context.Context) (bool, s
 	ctx, cancel := context.WithTimeout(ctx, readyDeadline)
 	defer cancel()
 	last := "nothing yet"
+	start, told := time.Now(), time.Now()
 	for {
 		ok, seen, err := check(ctx)
 		switch {
@@ -568,6 +632,10 @@ func poll(ctx context.Context, what string, check func(context.Context) (bool, s
 			return nil
 		case seen != "":
 			last = seen
+		}
+		if time.Since(told) >= 30*time.Second {
+			fmt.Printf("  waiting for %s for %s: %s\n", what, since(start), last)
+			told = time.Now()
 		}
 		select {
 		case <-ctx.Done():

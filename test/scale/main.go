@@ -9,12 +9,16 @@
 //   - how long until every installation is Ready, against the API server's write floor
 //     (the writes an install needs, counted from apiserver_request_total, at the raw rate);
 //   - Kommo calls per install, their rate (mean and busiest second, 429s), the
-//     controller's RSS and Go heap at steady state;
+//     controller's RSS and Go heap at steady state, with the heap profile's largest
+//     entries (the profiles are kept in bin/scale for `go tool pprof`);
 //   - the API requests and Kommo calls per installation of a resync with nothing due (a
-//     change to the KommoIntegration) and of a controller restart with all Ready.
+//     change to the KommoIntegration) and of a controller restart with all Ready;
+//   - every installation's refresh due at once, with fresh installs sent meanwhile: their
+//     time to Ready (p50, p99), the Kommo rate while the backlog drains, and how evenly
+//     the next refreshes are planned (the busiest minute against the mean).
 //
 // SCALE_INSTALLS (or -installs) sets the size: 1,000 by default, 10,000 for the full run.
-// -kommo-qps 7 runs with Kommo's real budget instead.
+// -kommo-qps 7 runs with Kommo's real budget instead (`make bench-budget`).
 package main
 
 import (
@@ -43,6 +47,7 @@ type config struct {
 	installs, clients int
 	kommoQPS          float64
 	dir               string
+	profiles          string // where heap profiles go: bin/scale of the tree
 	controllerArgs    repeated
 	webhookArgs       repeated
 }
@@ -81,6 +86,10 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
+	c.profiles = filepath.Join(root, "bin", "scale")
+	if err := os.MkdirAll(c.profiles, 0o755); err != nil {
+		return err
+	}
 	logf := func(format string, args ...any) {
 		fmt.Printf("  "+format+"\n", args...)
 	}
@@ -107,6 +116,7 @@ func run(ctx context.Context, c config) error {
 		SimulatorArgs:     []string{"--qps", simQPS},
 		ControllerArgs:    append([]string{"--kommo-qps", kommoQPS}, c.controllerArgs...),
 		ControllerMetrics: true,
+		ControllerPprof:   true,
 		WebhookArgs: append([]string{"--rate-limit", "0",
 			"--max-pending-installations", capacity, "--max-pending-installations-per-ip", capacity}, c.webhookArgs...),
 	})

@@ -46,6 +46,7 @@ type Replica struct {
 	bind      string // the webhook's public address
 	probe     string
 	metrics   string // the controller's plain-HTTP metrics address
+	pprof     string // the controller's /debug/pprof address (Options.ControllerPprof)
 	ready     bool   // the last readiness probe answered 200
 	signalled bool   // the stack signalled the current process: its exit is a replacement
 	retired   bool
@@ -81,6 +82,17 @@ func (r *Replica) MetricsURL() string {
 		return ""
 	}
 	return "http://" + r.metrics + "/metrics"
+}
+
+// PprofURL is the controller replica's /debug/pprof/ base when Options.ControllerPprof
+// is set (empty otherwise).
+func (r *Replica) PprofURL() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.component != "controller" || !r.s.opts.ControllerPprof {
+		return ""
+	}
+	return "http://" + r.pprof + "/debug/pprof/"
 }
 
 // restart stops the replica's process (SIGTERM, SIGKILL after grace), as a rollout does,
@@ -242,6 +254,8 @@ func (r *Replica) pickPorts() error {
 	r.probe, r.metrics = addrs[0], addrs[1]
 	if r.component == "webhook" {
 		r.bind = addrs[2]
+	} else {
+		r.pprof = addrs[2]
 	}
 	return nil
 }

@@ -93,6 +93,9 @@ type Options struct {
 	// replica serves them over plain HTTP (--metrics-secure=false), the first one's at
 	// ControllerMetricsURL.
 	ControllerMetrics bool
+	// ControllerPprof serves Go's profiles of every controller replica (PprofURL); the
+	// previous release has no such flag, so not with ControllerUpgradeFrom.
+	ControllerPprof bool
 }
 
 // Stack is a running operator with everything around it.
@@ -485,14 +488,18 @@ func (s *Stack) componentLogs() []string {
 // controllerArgs run `kommo-operator controller` as its ServiceAccount, leader-elected
 // as in the manifests, against the simulator; metrics in plain HTTP, to read who leads.
 func (s *Stack) controllerArgs(r *Replica) []string {
-	return append([]string{"controller",
+	var pprof []string
+	if s.opts.ControllerPprof {
+		pprof = []string{"--pprof-bind-address", r.pprof}
+	}
+	return append(append([]string{"controller",
 		"--kubeconfig", s.ControllerKubeconfig,
 		"--kommo-endpoint", s.SimURL,
 		"--metrics-bind-address", r.metrics, "--metrics-secure=false",
 		"--health-probe-bind-address", r.probe,
 		"--leader-elect", "--leader-election-namespace", SystemNamespace,
 		"--zap-log-level", s.opts.LogLevel, "--zap-time-encoding", "rfc3339nano",
-	}, s.opts.ControllerArgs...)
+	}, pprof...), s.opts.ControllerArgs...)
 }
 
 // webhookArgs run `kommo-operator webhook` as its ServiceAccount.

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+	"github.com/kommo-operator/kommo-operator/kommo/kommotest"
+)
+
+// freshInstalls is how many new installs the due-refresh phase sends while the backlog
+// of refreshes drains, one every freshInterval.
+const freshInstalls = 100
+
+// freshInterval paces the fresh installs: 5 a second, or with Kommo's budget set, at
+// most half of it (an install makes 3 calls) so that they alone never exceed it.
+func (b *bench) freshInterval() time.Duration {
+	d := 200 * time.Millisecond
+	if b.c.kommoQPS > 0 {
+		d = max(d, time.Duration(3/(b.c.kommoQPS/2)*float64(time.Second)))
+	}
+	return d
+}
+
+// dueRefreshes makes every installation's refresh due at once, as after a day without a
+// controller: status.refreshTime moves to now and a change to the KommoIntegration wakes
+// every installation (at low priority, as the controller queues integration fan-out).
+// While that backlog drains it sends fresh installs of new accounts and prints how long
+// each took to be Ready (redirect sent → Ready seen on a watch), then how evenly the
+// refreshes ran and how evenly the next ones are planned.
+func (b *bench) dueRefreshes(ctx context.Context, n int) error {
+	accounts := make([]string, freshInstalls)
+	for i := range accounts {
+		accounts[i] = fmt.Sprintf("fresh%04d.kommo.com", i)
+	}
+	codes, err := b.issueCodes(ctx, accounts)
+	if err != nil {
+		return err
+	}
+	list := &kommov1.KommoInstallationList{}
+	if err := b.admin.List(ctx, list, client.InNamespace(b.s.Namespace)); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := b.planRefreshes(ctx, list.Items, metav1.NewTime(start.Truncate(time.Second))); err != nil {
+		return err
+	}
+	callsBefore, err := b.simCalls(ctx)
+	if err != nil {
+		return err
+	}
+
+	names := map[string]int{}
+	for i, a := range accounts {
+		names[b.s.Integration+"."+a] = i
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	readyAt := make([]atomic.Int64, freshInstalls) // unix nanoseconds, 0 until Ready
+	var readyCount atomic.Int64
+	go b.watchReady(watchCtx, list.ResourceVersion, func(inst *kommov1.KommoInstallation) {
+		i, fresh := names[inst.Name]
+		if c := meta.FindStatusCondition(inst.Status.Conditions, kommov1.ConditionReady); fresh && c != nil &&
+			c.Status == metav1.ConditionTrue && inst.Status.ObservedGeneration == inst.Generation &&
+			readyAt[i].CompareAndSwap(0, time.Now().UnixNano()) {
+			readyCount.Add(1)
+		}
+	})
+
+	if err := b.touchIntegration(ctx); err != nil {
+		return err
+	}
+	sent := make([]time.Time, freshInstalls)
+	errs := make(chan error, freshInstalls)
+	tick := time.NewTicker(b.freshInterval()) // the pace of the load, not synchronisation
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	for i := range accounts {
+		<-tick.C
+		sent[i] = time.Now()
+		wg.Go(func() {
+			if _, err := b.redirect(ctx, accounts[i], codes[i]); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	if err := poll(ctx, "fresh installs Ready and every due refresh made", func(ctx context.Context) (bool, string, error) {
+		calls, err := b.simCalls(ctx)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		refreshed := int(calls.minus(callsBefore)["refresh"])
+		return int(readyCount.Load()) == freshInstalls && refreshed >= n,
+			fmt.Sprintf("%d of %d fresh Ready, %d of %d refreshed", readyCount.Load(), freshInstalls, refreshed, n), nil
+	}); err != nil {
+		return err
+	}
+	lat := make([]time.Duration, freshInstalls)
+	for i := range lat {
+		lat[i] = time.Unix(0, readyAt[i].Load()).Sub(sent[i])
+	}
+	slices.Sort(lat)
+	calls, err := b.simCalls(ctx)
+	if err != nil {
+		return err
+	}
+	var refreshes []time.Time
+	for _, c := range calls.calls[callsBefore.total:] {
+		if c.Op == "refresh" {
+			refreshes = append(refreshes, c.Time)
+		}
+	}
+	// While refreshes were still queued: from the first to the last of them.
+	var backlog []kommotest.Call
+	first, last := slices.MinFunc(refreshes, time.Time.Compare), slices.MaxFunc(refreshes, time.Time.Compare)
+	for _, c := range calls.calls[callsBefore.total:] {
+		if !c.Time.Before(first) && !c.Time.After(last) {
+			backlog = append(backlog, c)
+		}
+	}
+	fmt.Printf("%d refreshes due at once: %d fresh installs sent during the backlog, Ready p50 %s, p99 %s, max %s\n",
+		n, freshInstalls, pct(lat, 0.50).Round(time.Millisecond), pct(lat, 0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+	fmt.Printf("  the backlog's refreshes: %s\n", spread(refreshes))
+	fmt.Printf("  Kommo rate while refreshes were queued: %s\n", rateOf(backlog, b.c.kommoQPS))
+
+	if err := b.admin.List(ctx, list, client.InNamespace(b.s.Namespace)); err != nil {
+		return err
+	}
+	var next []time.Time
+	for _, inst := range list.Items {
+		if _, fresh := names[inst.Name]; !fresh && inst.Status.RefreshTime != nil {
+			next = append(next, inst.Status.RefreshTime.Time)
+		}
+	}
+	fmt.Printf("  the next refreshes as planned: %s\n", spread(next))
+	return b.waitSteady(ctx, 0)
+}
+
+// watchReady passes every installation added or changed after resourceVersion to seen,
+// watching again from the last one seen when the API server ends a watch, until ctx ends.
+func (b *bench) watchReady(ctx context.Context, resourceVersion string, seen func(*kommov1.KommoInstallation)) {
+	for ctx.Err() == nil {
+		w, err := b.watcher.Watch(ctx, &kommov1.KommoInstallationList{}, client.InNamespace(b.s.Namespace),
+			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: resourceVersion, AllowWatchBookmarks: true}})
+		if err != nil {
+			fmt.Printf("  watching installations: %v\n", err)
+			return
+		}
+		for ev := range w.ResultChan() {
+			if ev.Type == watch.Error {
+				if err := apierrors.FromObject(ev.Object); apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+					fmt.Printf("  watching installations: %v\n", err)
+					return
+				}
+				continue // e.g. the stream broke: watch again from the last version seen
+			}
+			inst, ok := ev.Object.(*kommov1.KommoInstallation)
+			if !ok {
+				continue
+			}
+			resourceVersion = inst.ResourceVersion
+			if ev.Type == watch.Added || ev.Type == watch.Modified {
+				seen(inst)
+			}
+		}
+		w.Stop()
+	}
+}
+
+// planRefreshes sets status.refreshTime of every installation to at, as an administrator.
+func (b *bench) planRefreshes(ctx context.Context, items []kommov1.KommoInstallation, at metav1.Time) error {
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"refreshTime": at}})
+	var next atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for range b.c.clients {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(items) || first.Load() != nil {
+					return
+				}
+				if err := b.admin.Status().Patch(ctx, &items[i], client.RawPatch(types.MergePatchType, patch)); err != nil {
+					first.CompareAndSwap(nil, fmt.Errorf("planning the refresh of %s: %w", items[i].Name, err))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := first.Load().(error); err != nil {
+		return err
+	}
+	return nil
+}
+
+// spread describes times: how many, over how long, and the most in any 60 seconds
+// against the mean per 60 seconds of that span.
+func spread(times []time.Time) string {
+	if len(times) < 2 {
+		return fmt.Sprintf("%d", len(times))
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	busiest, j := 0, 0
+	for i := range times {
+		for times[i].Sub(times[j]) >= time.Minute {
+			j++
+		}
+		busiest = max(busiest, i-j+1)
+	}
+	span := times[len(times)-1].Sub(times[0])
+	mean := float64(len(times)) / max(span.Minutes(), 1)
+	return fmt.Sprintf("%d over %s, busiest minute %d, %.2f× the mean minute (%.0f)",
+		len(times), span.Round(time.Second), busiest, float64(busiest)/mean, mean)
+}
