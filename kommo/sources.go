@@ -181,8 +181,7 @@ func (c *Client) ListSources(ctx context.Context, accountHost, accessToken strin
 // nothing of that request is created.
 func (c *Client) CreateSources(ctx context.Context, accountHost, accessToken string, sources []NewSource) ([]Source, error) {
 	var out []Source
-	for start := 0; start < len(sources); start += MaxSourcesPerRequest {
-		chunk := sources[start:min(start+MaxSourcesPerRequest, len(sources))]
+	err := inBatches(sources, func(start int, chunk []NewSource) error {
 		body := make([]newSourceJSON, len(chunk))
 		for i, s := range chunk {
 			body[i] = newSourceJSON{Name: s.Name, ExternalID: s.ExternalID, PipelineID: s.PipelineID, Default: s.Default, OriginCode: s.OriginCode}
@@ -192,23 +191,20 @@ func (c *Client) CreateSources(ctx context.Context, accountHost, accessToken str
 			e.Index += start
 		}, len(chunk))
 		out = append(out, got...)
-		if err != nil {
-			return out, err
-		}
-	}
-	return out, nil
+		return err
+	})
+	return out, err
 }
 
 // UpdateSources updates sources with PATCH https://{accountHost}/api/v4/sources, at most
 // MaxSourcesPerRequest per request, and returns them as Kommo now has them.
 func (c *Client) UpdateSources(ctx context.Context, accountHost, accessToken string, updates []SourceUpdate) ([]Source, error) {
 	var out []Source
-	for start := 0; start < len(updates); start += MaxSourcesPerRequest {
-		chunk := updates[start:min(start+MaxSourcesPerRequest, len(updates))]
+	err := inBatches(updates, func(start int, chunk []SourceUpdate) error {
 		body := make([]sourceUpdateJSON, len(chunk))
 		for i, u := range chunk {
 			if u.ID <= 0 || u.PipelineID <= 0 {
-				return out, &Error{Op: opUpdateSources, Host: safeHost(accountHost), Kind: KindBadRequest, cause: "update without id or pipeline id"}
+				return &Error{Op: opUpdateSources, Host: safeHost(accountHost), Kind: KindBadRequest, cause: "update without id or pipeline id"}
 			}
 			body[i] = sourceUpdateJSON{ID: u.ID, Name: u.Name, PipelineID: u.PipelineID, Default: u.Default, OriginCode: u.OriginCode}
 		}
@@ -217,19 +213,16 @@ func (c *Client) UpdateSources(ctx context.Context, accountHost, accessToken str
 			e.Index += start
 		}, len(chunk))
 		out = append(out, got...)
-		if err != nil {
-			return out, err
-		}
-	}
-	return out, nil
+		return err
+	})
+	return out, err
 }
 
 // DeleteSources deletes sources with DELETE https://{accountHost}/api/v4/sources, at
 // most MaxSourcesPerRequest per request. Kommo refuses the whole request when one id is
 // unknown (code "EntityNotFound" in Items).
 func (c *Client) DeleteSources(ctx context.Context, accountHost, accessToken string, refs []SourceRef) error {
-	for start := 0; start < len(refs); start += MaxSourcesPerRequest {
-		chunk := refs[start:min(start+MaxSourcesPerRequest, len(refs))]
+	return inBatches(refs, func(start int, chunk []SourceRef) error {
 		body := make([]sourceRefJSON, len(chunk))
 		for i, r := range chunk {
 			body[i] = sourceRefJSON{ID: r.ID}
@@ -238,7 +231,15 @@ func (c *Client) DeleteSources(ctx context.Context, accountHost, accessToken str
 			e.ExternalID, e.ID = chunk[e.Index].ExternalID, chunk[e.Index].ID
 			e.Index += start
 		}, len(chunk))
-		if err != nil {
+		return err
+	})
+}
+
+// inBatches calls send with consecutive chunks of items, at most MaxSourcesPerRequest
+// each, and the index of each chunk's first item; it stops at the first error.
+func inBatches[T any](items []T, send func(start int, chunk []T) error) error {
+	for start := 0; start < len(items); start += MaxSourcesPerRequest {
+		if err := send(start, items[start:min(start+MaxSourcesPerRequest, len(items))]); err != nil {
 			return err
 		}
 	}

@@ -59,7 +59,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !s.allowLocked(host, rec):
 	default:
 		decided = false
-		f = s.takeFaultLocked(call.Op, host)
+		f = s.takeFaultLocked(call.Op, host, "")
 	}
 	s.mu.Unlock()
 
@@ -140,9 +140,11 @@ func (s *Simulator) allowLocked(host string, w http.ResponseWriter) bool {
 	return false
 }
 
-func (s *Simulator) takeFaultLocked(op, host string) *Fault {
+// takeFaultLocked takes a queued fault for op at host: with externalID "", one aimed at
+// the whole call; otherwise one aimed at the item with that external id.
+func (s *Simulator) takeFaultLocked(op, host, externalID string) *Fault {
 	for i, q := range s.faults {
-		if q.ExternalID == "" && (q.Op == "" || q.Op == op) && (q.Host == "" || q.Host == host) {
+		if strings.EqualFold(q.ExternalID, externalID) && (q.Op == "" || q.Op == op) && (q.Host == "" || q.Host == host) {
 			q.left--
 			if q.left <= 0 {
 				s.faults = append(s.faults[:i], s.faults[i+1:]...)

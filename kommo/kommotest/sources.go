@@ -407,7 +407,7 @@ func (s *Simulator) createSourcesLocked(w http.ResponseWriter, a *account, clien
 			fail("InvalidValue", "origin_code", "This value is not valid.")
 		case have+len(seen) >= limit:
 			fail("SourcesLimitExceeded", "", "The integration has too many sources.")
-		case s.takeItemFaultLocked("create_sources", a.host, ext) != nil:
+		case ext != "" && s.takeFaultLocked("create_sources", a.host, ext) != nil:
 			fail("InvalidValue", "name", "This value is not valid.")
 		}
 		seen[ext] = true
@@ -467,7 +467,7 @@ func (s *Simulator) updateSourcesLocked(w http.ResponseWriter, a *account, clien
 			fail("InvalidValue", "origin_code", "This value is not valid.")
 		case defaults > 1:
 			fail("InvalidValue", "default", "Only one source can be the default.")
-		case s.takeItemFaultLocked("update_sources", a.host, cur.ExternalID) != nil:
+		case cur.ExternalID != "" && s.takeFaultLocked("update_sources", a.host, cur.ExternalID) != nil:
 			fail("InvalidValue", "name", "This value is not valid.")
 		}
 	}
@@ -565,20 +565,4 @@ func (s *Simulator) oneSourceLocked(w http.ResponseWriter, r *http.Request, a *a
 	default:
 		writeProblem(w, http.StatusMethodNotAllowed, "", "Method not allowed")
 	}
-}
-
-// takeItemFaultLocked takes a queued fault aimed at the item with that external id.
-func (s *Simulator) takeItemFaultLocked(op, host, externalID string) *Fault {
-	for i, q := range s.faults {
-		if q.ExternalID != "" && strings.EqualFold(q.ExternalID, externalID) &&
-			(q.Op == "" || q.Op == op) && (q.Host == "" || q.Host == host) {
-			q.left--
-			if q.left <= 0 {
-				s.faults = append(s.faults[:i], s.faults[i+1:]...)
-			}
-			f := q.Fault
-			return &f
-		}
-	}
-	return nil
 }
