@@ -8,14 +8,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,10 +27,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
 	"github.com/kommo-operator/kommo-operator/kommo/kommotest"
+	"github.com/kommo-operator/kommo-operator/test/e2e/stack"
 	"github.com/kommo-operator/kommo-operator/test/testenv"
 	"github.com/kommo-operator/kommo-operator/test/upgrade/fixture"
 )
@@ -86,11 +84,11 @@ func run(binary, crds, release, out, work string) (err error) {
 	defer srv.Close()
 	c := &capture{env: env, sim: sim, simURL: srv.URL, meta: fixture.Meta{
 		Release:       release,
-		ClientID:      newUUID(),
-		ClientSecret:  "client-secret-" + randomHex(24),
+		ClientID:      string(uuid.NewUUID()),
+		ClientSecret:  "client-secret-" + stack.RandomHex(24),
 		RedirectURI:   "https://kommo-hooks.example.com/kommo/" + fixture.Integration + "/redirect",
-		ChannelID:     newUUID(),
-		ChannelSecret: randomHex(20),
+		ChannelID:     string(uuid.NewUUID()),
+		ChannelSecret: stack.RandomHex(20),
 	}}
 	defer c.stopProcesses()
 	defer func() {
@@ -114,7 +112,7 @@ func run(binary, crds, release, out, work string) (err error) {
 			return fmt.Errorf("%s: %w", cs.Name, err)
 		}
 	}
-	probe, err := freeAddr()
+	probe, err := stack.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -123,11 +121,11 @@ func run(binary, crds, release, out, work string) (err error) {
 		"--health-probe-bind-address", probe, "--zap-log-level", "debug"); err != nil {
 		return err
 	}
-	bind, err := freeAddr()
+	bind, err := stack.FreeAddr()
 	if err != nil {
 		return err
 	}
-	if probe, err = freeAddr(); err != nil {
+	if probe, err = stack.FreeAddr(); err != nil {
 		return err
 	}
 	c.hookURL = "http://" + bind
@@ -226,7 +224,7 @@ func (c *capture) drive(ctx context.Context, name string) error {
 	switch name {
 	case "failed-attempt":
 		// A reinstall whose code Kommo does not know (a forged or stale redirect).
-		if err := c.redirect(ctx, name, "def50200"+randomHex(200)); err != nil {
+		if err := c.redirect(ctx, name, "def50200"+stack.RandomHex(200)); err != nil {
 			return err
 		}
 		return c.waitReady(ctx, name, metav1.ConditionFalse, kommov1.ReasonInvalidCode)
@@ -242,7 +240,7 @@ func (c *capture) drive(ctx context.Context, name string) error {
 		if err := c.env.Client.Get(ctx, client.ObjectKey{Namespace: name, Name: "wa-bridge-kommo"}, secret); err != nil {
 			return err
 		}
-		secret.Data["client_secret"] = []byte("client-secret-wrong-" + randomHex(8))
+		secret.Data["client_secret"] = []byte("client-secret-wrong-" + stack.RandomHex(8))
 		if err := c.env.Client.Update(ctx, secret); err != nil {
 			return err
 		}
@@ -282,18 +280,17 @@ func (c *capture) get(ctx context.Context, u string) error {
 
 // waitReady waits until the case's installation is Ready=status with reason.
 func (c *capture) waitReady(ctx context.Context, ns string, status metav1.ConditionStatus, reason string) error {
-	last := ""
-	return poll(ctx, "Ready="+string(status)+"/"+reason, func() (bool, error) {
+	return stack.Poll(ctx, deadline, "Ready="+string(status)+"/"+reason, func(ctx context.Context) (bool, string, error) {
 		inst := &kommov1.KommoInstallation{}
 		if err := c.env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: fixture.Installation(ns)}, inst); err != nil {
-			return false, client.IgnoreNotFound(err)
+			return false, "", client.IgnoreNotFound(err)
 		}
 		cond := meta.FindStatusCondition(inst.Status.Conditions, kommov1.ConditionReady)
-		if cond != nil {
-			last = fmt.Sprintf("%s/%s: %s", cond.Status, cond.Reason, cond.Message)
+		if cond == nil {
+			return false, "no Ready condition", nil
 		}
-		return cond != nil && cond.Status == status && cond.Reason == reason, nil
-	}, &last)
+		return cond.Status == status && cond.Reason == reason, fmt.Sprintf("%s/%s: %s", cond.Status, cond.Reason, cond.Message), nil
+	})
 }
 
 // waitQuiet waits until neither the objects nor the simulator's call log have changed
@@ -318,18 +315,16 @@ func (c *capture) waitQuiet(ctx context.Context) error {
 		return b.String(), nil
 	}
 	prev, since := "", time.Now()
-	last := ""
-	return poll(ctx, "the release to be idle", func() (bool, error) {
+	return stack.Poll(ctx, deadline, "the release to be idle", func(context.Context) (bool, string, error) {
 		fp, err := fingerprint()
 		if err != nil {
-			return false, err
+			return false, "", err
 		}
 		if fp != prev {
 			prev, since = fp, time.Now()
 		}
-		last = fp
-		return time.Since(since) >= 2*time.Second, nil
-	}, &last)
+		return time.Since(since) >= 2*time.Second, fp, nil
+	})
 }
 
 // dump lists the case's objects without server-set metadata.
@@ -372,17 +367,14 @@ func (c *capture) start(ctx context.Context, binary, logPath, probe string, args
 	}
 	c.procs = append(c.procs, cmd)
 	c.logs = append(c.logs, logPath)
-	last := ""
-	return poll(ctx, args[0]+" ready", func() (bool, error) {
+	return stack.Poll(ctx, deadline, args[0]+" ready", func(context.Context) (bool, string, error) {
 		resp, err := http.Get("http://" + probe + "/readyz")
 		if err != nil {
-			last = err.Error()
-			return false, nil
+			return false, err.Error(), nil
 		}
 		resp.Body.Close()
-		last = resp.Status
-		return resp.StatusCode == http.StatusOK, nil
-	}, &last)
+		return resp.StatusCode == http.StatusOK, resp.Status, nil
+	})
 }
 
 // stopProcesses ends the release's processes (SIGTERM, SIGKILL after 15 s).
@@ -399,47 +391,4 @@ func (c *capture) stopProcesses() {
 		}
 	}
 	c.procs = nil
-}
-
-func poll(ctx context.Context, what string, cond func() (bool, error), last *string) error {
-	end := time.Now().Add(deadline)
-	for time.Now().Before(end) {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond): // poll interval
-		}
-	}
-	return errors.New("timed out waiting for " + what + "; last seen: " + *last)
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func newUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	x := hex.EncodeToString(b)
-	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }

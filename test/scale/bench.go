@@ -79,11 +79,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	fmt.Printf("raw Secret creates/s (same API server, %d clients): %.0f\n", b.c.clients, raw)
 
-	accounts := make([]string, n)
-	for i := range accounts {
-		accounts[i] = fmt.Sprintf("acct%05d.kommo.com", i)
-	}
-	codes, err := b.issueCodes(ctx, accounts)
+	accounts, codes, err := b.newAccounts(ctx, "acct", n)
 	if err != nil {
 		return err
 	}
@@ -152,65 +148,40 @@ func (b *bench) rawCreateRate(ctx context.Context, count int) (float64, error) {
 		return 0, err
 	}
 	value := strings.Repeat("x", 1000)
-	var next atomic.Int64
-	errs := make(chan error, b.c.clients)
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range b.c.clients {
-		wg.Go(func() {
-			for {
-				i := next.Add(1)
-				if i > int64(count) {
-					return
-				}
-				secret := &corev1.Secret{
-					ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: fmt.Sprintf("raw-%06d", i)},
-					Data:       map[string][]byte{"code": []byte(value)},
-				}
-				if err := b.admin.Create(ctx, secret); err != nil {
-					errs <- err
-					return
-				}
-			}
+	err := forEach(count, b.c.clients, func(i int) error {
+		return b.admin.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: fmt.Sprintf("raw-%06d", i)},
+			Data:       map[string][]byte{"code": []byte(value)},
 		})
-	}
-	wg.Wait()
+	})
 	took := time.Since(start)
-	select {
-	case err := <-errs:
+	if err != nil {
 		return 0, fmt.Errorf("raw Secret create: %w", err)
-	default:
 	}
 	return float64(count) / took.Seconds(), nil
 }
 
-// issueCodes gets one code per account from the simulator, before the clock starts.
+// newAccounts names n accounts (prefix00000.kommo.com, …) and gets a code for each from
+// the simulator, before the clock starts.
+func (b *bench) newAccounts(ctx context.Context, prefix string, n int) (accounts, codes []string, err error) {
+	accounts = make([]string, n)
+	for i := range accounts {
+		accounts[i] = fmt.Sprintf("%s%05d.kommo.com", prefix, i)
+	}
+	codes, err = b.issueCodes(ctx, accounts)
+	return accounts, codes, err
+}
+
+// issueCodes gets one code per account from the simulator.
 func (b *bench) issueCodes(ctx context.Context, accounts []string) ([]string, error) {
 	codes := make([]string, len(accounts))
-	var next atomic.Int64
-	var first atomic.Value
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(accounts) || first.Load() != nil {
-					return
-				}
-				code, err := b.s.IssueCode(ctx, accounts[i])
-				if err != nil {
-					first.CompareAndSwap(nil, err)
-					return
-				}
-				codes[i] = code
-			}
-		})
-	}
-	wg.Wait()
-	if err, _ := first.Load().(error); err != nil {
-		return nil, err
-	}
-	return codes, nil
+	err := forEach(len(accounts), 16, func(i int) error {
+		code, err := b.s.IssueCode(ctx, accounts[i])
+		codes[i] = code
+		return err
+	})
+	return codes, err
 }
 
 // burst sends every install from c.clients clients at once, as Kommo's servers do (no
@@ -219,28 +190,13 @@ func (b *bench) issueCodes(ctx context.Context, accounts []string) ([]string, er
 func (b *bench) burst(ctx context.Context, accounts, codes []string) ([]time.Duration, string, error) {
 	lat := make([]time.Duration, len(accounts))
 	statuses := make([]int, len(accounts))
-	var next atomic.Int64
-	var first atomic.Value
-	var wg sync.WaitGroup
-	for range b.c.clients {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(accounts) {
-					return
-				}
-				t := time.Now()
-				status, err := b.redirect(ctx, accounts[i], codes[i])
-				if err != nil {
-					first.CompareAndSwap(nil, err)
-					return
-				}
-				lat[i], statuses[i] = time.Since(t), status
-			}
-		})
-	}
-	wg.Wait()
-	if err, _ := first.Load().(error); err != nil {
+	err := forEach(len(accounts), b.c.clients, func(i int) error {
+		t := time.Now()
+		status, err := b.redirect(ctx, accounts[i], codes[i])
+		lat[i], statuses[i] = time.Since(t), status
+		return err
+	})
+	if err != nil {
 		return nil, "", err
 	}
 	byStatus := map[string]float64{}
@@ -248,6 +204,31 @@ func (b *bench) burst(ctx context.Context, accounts, codes []string) ([]time.Dur
 		byStatus[strconv.Itoa(code)]++
 	}
 	return lat, counts(byStatus), nil
+}
+
+// forEach calls do for 0 … n-1 from workers goroutines and returns the first error; once
+// one failed, no further call starts.
+func forEach(n, workers int, do func(i int) error) error {
+	var next atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || first.Load() != nil {
+					return
+				}
+				if err := do(i); err != nil {
+					first.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	err, _ := first.Load().(error)
+	return err
 }
 
 // redirect sends one install of account as Kommo's servers do (no browser headers) and
@@ -617,32 +598,18 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 	return sorted[i].Round(100 * time.Microsecond)
 }
 
-// poll runs check every second until it holds, fails, or readyDeadline passes.
+// poll runs check every second (a check may list thousands of objects) until it holds,
+// fails, or readyDeadline passes, and says what it sees every 30 s of waiting.
 func poll(ctx context.Context, what string, check func(context.Context) (bool, string, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, readyDeadline)
-	defer cancel()
-	last := "nothing yet"
 	start, told := time.Now(), time.Now()
-	for {
+	return stack.PollEvery(ctx, time.Second, readyDeadline, what, func(ctx context.Context) (bool, string, error) {
 		ok, seen, err := check(ctx)
-		switch {
-		case err != nil:
-			return fmt.Errorf("waiting for %s: %w", what, err)
-		case ok:
-			return nil
-		case seen != "":
-			last = seen
-		}
-		if time.Since(told) >= 30*time.Second {
-			fmt.Printf("  waiting for %s for %s: %s\n", what, since(start), last)
+		if !ok && err == nil && time.Since(told) >= 30*time.Second {
+			fmt.Printf("  waiting for %s for %s: %s\n", what, since(start), seen)
 			told = time.Now()
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last seen: %s)", what, ctx.Err(), last)
-		case <-time.After(time.Second): // a poll interval, not synchronisation
-		}
-	}
+		return ok, seen, err
+	})
 }
 
 // vmRSS reads a process's resident set size from /proc.

@@ -41,11 +41,7 @@ func (b *bench) freshInterval() time.Duration {
 // each took to be Ready (redirect sent → Ready seen on a watch), then how evenly the
 // refreshes ran and how evenly the next ones are planned.
 func (b *bench) dueRefreshes(ctx context.Context, n int) error {
-	accounts := make([]string, freshInstalls)
-	for i := range accounts {
-		accounts[i] = fmt.Sprintf("fresh%04d.kommo.com", i)
-	}
-	codes, err := b.issueCodes(ctx, accounts)
+	accounts, codes, err := b.newAccounts(ctx, "fresh", freshInstalls)
 	if err != nil {
 		return err
 	}
@@ -67,7 +63,7 @@ func (b *bench) dueRefreshes(ctx context.Context, n int) error {
 
 	names := map[string]int{}
 	for i, a := range accounts {
-		names[b.s.Integration+"."+a] = i
+		names[b.s.InstallationName(a)] = i
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -128,7 +124,7 @@ func (b *bench) dueRefreshes(ctx context.Context, n int) error {
 		}
 	}
 	slowestLine := fmt.Sprintf("  the slowest, %s: answered %d in %s, Ready %s after it was sent\n",
-		b.s.Integration+"."+accounts[slowest], statuses[slowest], answered[slowest].Round(time.Millisecond), lat[slowest].Round(time.Millisecond))
+		b.s.InstallationName(accounts[slowest]), statuses[slowest], answered[slowest].Round(time.Millisecond), lat[slowest].Round(time.Millisecond))
 	slices.Sort(lat)
 	calls, err := b.simCalls(ctx)
 	if err != nil {
@@ -223,28 +219,12 @@ func (b *bench) awaitDigested(ctx context.Context, last *kommov1.KommoInstallati
 // planRefreshes sets status.refreshTime of every installation to at, as an administrator.
 func (b *bench) planRefreshes(ctx context.Context, items []kommov1.KommoInstallation, at metav1.Time) error {
 	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"refreshTime": at}})
-	var next atomic.Int64
-	var first atomic.Value
-	var wg sync.WaitGroup
-	for range b.c.clients {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(items) || first.Load() != nil {
-					return
-				}
-				if err := b.admin.Status().Patch(ctx, &items[i], client.RawPatch(types.MergePatchType, patch)); err != nil {
-					first.CompareAndSwap(nil, fmt.Errorf("planning the refresh of %s: %w", items[i].Name, err))
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err, _ := first.Load().(error); err != nil {
-		return err
-	}
-	return nil
+	return forEach(len(items), b.c.clients, func(i int) error {
+		if err := b.admin.Status().Patch(ctx, &items[i], client.RawPatch(types.MergePatchType, patch)); err != nil {
+			return fmt.Errorf("planning the refresh of %s: %w", items[i].Name, err)
+		}
+		return nil
+	})
 }
 
 // spread describes times: how many, over how long, and the most in any 60 seconds

@@ -49,7 +49,7 @@ func (e *Env) StartGarbageCollector() error {
 	if e.gc != nil {
 		select {
 		case <-e.gc.done:
-			return fmt.Errorf("kube-controller-manager exited: %v; log %s:\n%s", e.gc.err, e.gc.log(), tail(e.gc.log(), 30))
+			return fmt.Errorf("kube-controller-manager exited: %v; log %s:\n%s", e.gc.err, e.gc.log(), Tail(e.gc.log(), 30))
 		default:
 			return nil
 		}
@@ -155,7 +155,7 @@ func (e *Env) probeGarbageCollection(gc *garbageCollector) error {
 	})
 	if err != nil {
 		return fmt.Errorf("the garbage collector did not collect a probe object within %s: %w; log %s:\n%s",
-			gcStartTimeout, err, gc.log(), tail(gc.log(), 30))
+			gcStartTimeout, err, gc.log(), Tail(gc.log(), 30))
 	}
 	return nil
 }
@@ -176,7 +176,8 @@ func (gc *garbageCollector) stop() {
 
 func (gc *garbageCollector) log() string { return filepath.Join(gc.dir, "kube-controller-manager.log") }
 
-func tail(path string, n int) string {
+// Tail returns the last n lines of the file at path (a log), or why it cannot be read.
+func Tail(path string, n int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Sprintf("(cannot read %s: %v)", path, err)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/kommo-operator/kommo-operator/test/testenv"
 )
 
 // minSecretLen: shorter values are not distinctive enough to scan for.
@@ -102,7 +104,7 @@ func (s *Stack) Redact(text string) string {
 func (s *Stack) LogTails(n int) string {
 	var b strings.Builder
 	for _, f := range append(s.componentLogs(), s.SimulatorLog) {
-		fmt.Fprintf(&b, "==> %s <==\n%s\n", f, s.Redact(tailFile(f, n)))
+		fmt.Fprintf(&b, "==> %s <==\n%s\n", f, s.Redact(testenv.Tail(f, n)))
 	}
 	return b.String()
 }

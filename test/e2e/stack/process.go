@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kommo-operator/kommo-operator/test/testenv"
 )
 
 // process is one child process of the stack, in its own process group, its stdout and
@@ -163,23 +165,11 @@ func (p *process) waitHTTP(ctx context.Context, url string, timeout time.Duratio
 }
 
 // tail returns the last n lines of the process's log.
-func (p *process) tail(n int) string { return tailFile(p.logPath, n) }
+func (p *process) tail(n int) string { return testenv.Tail(p.logPath, n) }
 
-func tailFile(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago. Callers
+// FreeAddr returns a 127.0.0.1 address with a port that was free a moment ago. Callers
 // that lose the race retry with another (see Stack.startComponent).
-func freeAddr() (string, error) {
+func FreeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -190,5 +180,5 @@ func freeAddr() (string, error) {
 
 // errAddrInUse tells whether a process's log says it lost a port race.
 func addrInUse(logPath string) bool {
-	return strings.Contains(tailFile(logPath, 20), "address already in use")
+	return strings.Contains(testenv.Tail(logPath, 20), "address already in use")
 }

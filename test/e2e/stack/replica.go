@@ -243,7 +243,7 @@ func (r *Replica) start(ctx context.Context, wait bool) error {
 func (r *Replica) pickPorts() error {
 	addrs := make([]string, 3)
 	for i := range addrs {
-		a, err := freeAddr()
+		a, err := FreeAddr()
 		if err != nil {
 			return err
 		}

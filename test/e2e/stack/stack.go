@@ -38,6 +38,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -187,12 +188,12 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	s = &Stack{
 		Namespace:     o.Namespace,
 		Integration:   o.Integration,
-		ClientID:      newUUID(),
-		ChannelID:     newUUID(),
+		ClientID:      string(uuid.NewUUID()),
+		ChannelID:     string(uuid.NewUUID()),
 		Dir:           dir,
 		SimulatorLog:  filepath.Join(dir, "kommosim.log"),
-		clientSecret:  "client-secret-" + randomHex(24),
-		channelSecret: randomHex(20), // 40 hex characters, like Kommo's
+		clientSecret:  "client-secret-" + RandomHex(24),
+		channelSecret: RandomHex(20), // 40 hex characters, like Kommo's
 		opts:          o,
 		http:          &http.Client{Timeout: 10 * time.Second},
 		secrets:       map[string]string{},
@@ -587,17 +588,9 @@ const LeaseName = "kommo-operator-controller.kommo-operator.io"
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(10 * time.Millisecond) }
 
-func randomHex(n int) string {
+// RandomHex returns n random bytes in hex, for made-up secrets.
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func newUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	x := hex.EncodeToString(b)
-	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }

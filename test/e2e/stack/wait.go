@@ -24,6 +24,11 @@ const pollInterval = 100 * time.Millisecond
 // Poll calls check until it reports true, returns an error, ctx ends or timeout passes.
 // check also says what it saw, for the error when time runs out.
 func Poll(ctx context.Context, timeout time.Duration, what string, check func(context.Context) (ok bool, seen string, err error)) error {
+	return PollEvery(ctx, pollInterval, timeout, what, check)
+}
+
+// PollEvery is Poll looking again every interval, for checks that cost more.
+func PollEvery(ctx context.Context, interval, timeout time.Duration, what string, check func(context.Context) (ok bool, seen string, err error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := "nothing yet"
@@ -43,7 +48,7 @@ func Poll(ctx context.Context, timeout time.Duration, what string, check func(co
 				return fmt.Errorf("timed out after %s waiting for %s; last seen: %s", timeout, what, last)
 			}
 			return fmt.Errorf("waiting for %s: %w (last seen: %s)", what, ctx.Err(), last)
-		case <-time.After(pollInterval):
+		case <-time.After(interval):
 		}
 	}
 }
