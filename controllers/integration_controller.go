@@ -12,10 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -100,15 +98,13 @@ func expiredCodeSecrets(secrets []corev1.Secret, installations []kommov1.KommoIn
 // secretVersion reads a referenced Secret live and returns its resource version ("-" when
 // it is missing, with an *errSecretMissing).
 func secretVersion(ctx context.Context, reader client.Reader, namespace string, ref kommov1.SecretKeyRef) (string, error) {
-	secret := &corev1.Secret{}
-	if err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return "-", &errSecretMissing{namespace, ref.Name, ref.Key}
-		}
+	secret, err := referencedSecret(ctx, reader, namespace, ref)
+	var missing *errSecretMissing
+	switch {
+	case errors.As(err, &missing):
+		return "-", err
+	case err != nil:
 		return "", err
-	}
-	if len(secret.Data[ref.Key]) == 0 {
-		return "-", &errSecretMissing{namespace, ref.Name, ref.Key}
 	}
 	return secret.ResourceVersion, nil
 }

@@ -22,16 +22,25 @@ func (e *errSecretMissing) Error() string {
 // secretValue reads one key of a Secret the operator does not own, live: such Secrets are
 // not in the cache, which holds only the operator's own.
 func secretValue(ctx context.Context, reader client.Reader, namespace string, ref kommov1.SecretKeyRef) (string, error) {
+	secret, err := referencedSecret(ctx, reader, namespace, ref)
+	if err != nil {
+		return "", err
+	}
+	return string(secret.Data[ref.Key]), nil
+}
+
+// referencedSecret reads the Secret ref names, live; an *errSecretMissing when it or its
+// key is missing or empty.
+func referencedSecret(ctx context.Context, reader client.Reader, namespace string, ref kommov1.SecretKeyRef) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
 	if err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
-			return "", &errSecretMissing{namespace, ref.Name, ref.Key}
+			return nil, &errSecretMissing{namespace, ref.Name, ref.Key}
 		}
-		return "", err
+		return nil, err
 	}
-	v, ok := secret.Data[ref.Key]
-	if !ok || len(v) == 0 {
-		return "", &errSecretMissing{namespace, ref.Name, ref.Key}
+	if len(secret.Data[ref.Key]) == 0 {
+		return nil, &errSecretMissing{namespace, ref.Name, ref.Key}
 	}
-	return string(v), nil
+	return secret, nil
 }
