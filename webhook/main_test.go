@@ -140,6 +140,11 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 
 // createIntegration creates a KommoIntegration and waits until the webhook's cache has it.
 func (h *harness) createIntegration(ns, name string, domains ...string) *kommov1.KommoIntegration {
+	return h.createIntegrationWith(ns, name, func(spec *kommov1.KommoIntegrationSpec) { spec.AccountDomains = domains })
+}
+
+// createIntegrationWith is createIntegration with the spec changed by edit first.
+func (h *harness) createIntegrationWith(ns, name string, edit func(*kommov1.KommoIntegrationSpec)) *kommov1.KommoIntegration {
 	h.t.Helper()
 	integ := &kommov1.KommoIntegration{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -147,9 +152,9 @@ func (h *harness) createIntegration(ns, name string, domains ...string) *kommov1
 			ClientID:        testClientID,
 			ClientSecretRef: kommov1.SecretKeyRef{Name: name + "-kommo", Key: "client_secret"},
 			RedirectURI:     "https://hooks.example.com/kommo/" + ns + "/" + name + "/redirect",
-			AccountDomains:  domains,
 		},
 	}
+	edit(&integ.Spec)
 	if err := env.Client.Create(context.Background(), integ); err != nil {
 		h.t.Fatal(err)
 	}

@@ -1,15 +1,11 @@
 package webhook
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
 )
@@ -131,20 +127,7 @@ func TestHandOffURL(t *testing.T) {
 // waits until the webhook's cache has it.
 func (h *harness) createIntegrationWithHandOff(ns, name, redirectURL string) {
 	h.t.Helper()
-	integ := &kommov1.KommoIntegration{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: kommov1.KommoIntegrationSpec{
-			ClientID:           testClientID,
-			ClientSecretRef:    kommov1.SecretKeyRef{Name: name + "-kommo", Key: "client_secret"},
-			RedirectURI:        "https://hooks.example.com/kommo/" + ns + "/" + name + "/redirect",
-			BrowserRedirectURL: redirectURL,
-		},
-	}
-	if err := env.Client.Create(context.Background(), integ); err != nil {
-		h.t.Fatal(err)
-	}
-	cached := &kommov1.KommoIntegration{}
-	h.waitCached(client.ObjectKeyFromObject(integ), cached, nil)
+	h.createIntegrationWith(ns, name, func(spec *kommov1.KommoIntegrationSpec) { spec.BrowserRedirectURL = redirectURL })
 }
 
 func TestBrowserPagesAreLocalized(t *testing.T) {
