@@ -180,37 +180,21 @@ func printStatus(w io.Writer, r *statusReport, now time.Time) error {
 		return err
 	}
 
-	if len(r.Backoffs) > 0 {
-		fmt.Fprintln(w, "\nBackoffs:")
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  CONCERN\tFAILED ATTEMPTS\tLAST FAILURE")
-		for _, b := range r.Backoffs {
-			fmt.Fprintf(tw, "  %s\t%d\t%s\n", b.Concern, b.FailedAttempts, at(&b.LastFailureTime))
-		}
-		_ = tw.Flush()
+	var rows []string
+	for _, b := range r.Backoffs {
+		rows = append(rows, fmt.Sprintf("%s\t%d\t%s", b.Concern, b.FailedAttempts, at(&b.LastFailureTime)))
 	}
-	fmt.Fprintln(w, "\nConditions:")
-	if len(r.Conditions) == 0 {
-		fmt.Fprintln(w, "  none yet: the controller has not looked at it")
-	} else {
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tSINCE\tMESSAGE")
-		for _, c := range r.Conditions {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, relative(c.LastTransitionTime.Time, now), c.Message)
-		}
-		_ = tw.Flush()
+	table(w, "Backoffs", "", "CONCERN\tFAILED ATTEMPTS\tLAST FAILURE", rows)
+	rows = nil
+	for _, c := range r.Conditions {
+		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", c.Type, c.Status, c.Reason, relative(c.LastTransitionTime.Time, now), c.Message))
 	}
-	fmt.Fprintln(w, "\nEvents:")
-	if len(r.Events) == 0 {
-		fmt.Fprintln(w, "  none")
-	} else {
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  LAST SEEN\tTYPE\tREASON\tMESSAGE")
-		for _, e := range r.Events {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", relative(e.Time.Time, now), e.Type, e.Reason, e.Note)
-		}
-		_ = tw.Flush()
+	table(w, "Conditions", "none yet: the controller has not looked at it", "TYPE\tSTATUS\tREASON\tSINCE\tMESSAGE", rows)
+	rows = nil
+	for _, e := range r.Events {
+		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s", relative(e.Time.Time, now), e.Type, e.Reason, e.Note))
 	}
+	table(w, "Events", "none", "LAST SEEN\tTYPE\tREASON\tMESSAGE", rows)
 	if len(r.Actions) > 0 {
 		fmt.Fprintln(w, "\nWhat to do:")
 		for _, a := range r.Actions {
@@ -225,4 +209,23 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// table writes the section title with header and the tab-separated rows aligned under it;
+// with no rows, the line none instead (or no section at all when none is "").
+func table(w io.Writer, title, none, header string, rows []string) {
+	if len(rows) == 0 && none == "" {
+		return
+	}
+	fmt.Fprintf(w, "\n%s:\n", title)
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "  "+none)
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  "+header)
+	for _, row := range rows {
+		fmt.Fprintln(tw, "  "+row)
+	}
+	_ = tw.Flush()
 }
