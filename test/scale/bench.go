@@ -92,6 +92,10 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	controllerBefore, err := b.controllerCounts(ctx)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	lat, codesSeen, err := b.burst(ctx, accounts, codes)
 	if err != nil {
@@ -115,12 +119,18 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	controllerAfter, err := b.controllerCounts(ctx)
+	if err != nil {
+		return err
+	}
 	writes := apiAfter.minus(apiBefore)
-	perInstall := float64(writes.total()) / float64(n)
-	floor := time.Duration(perInstall * float64(n) / raw * float64(time.Second))
+	writesPer := float64(writes.total()) / float64(n)
+	floor := time.Duration(writesPer * float64(n) / raw * float64(time.Second))
 	fmt.Printf("all %d Ready after %s (%.0f/s): %.2f writes per install (%s) → write floor %s at the raw rate, %.1f× the floor\n",
-		n, readyAfter.Round(time.Millisecond), float64(n)/readyAfter.Seconds(), perInstall, writes.perInstall(n),
+		n, readyAfter.Round(time.Millisecond), float64(n)/readyAfter.Seconds(), writesPer, writes.perInstall(n),
 		floor.Round(time.Millisecond), readyAfter.Seconds()/floor.Seconds())
+	d := controllerAfter.minus(controllerBefore)
+	fmt.Printf("controller API requests per install: %.2f (%s)\n", d.requests/float64(n), perInstall(d.verbs, n))
 	fmt.Printf("Kommo calls per install: %.2f (%s)\n", float64(callsAfter.total-callsBefore.total)/float64(n), callsAfter.minus(callsBefore).perInstall(n))
 	fmt.Printf("Kommo rate while installs were queued: %s\n", callsAfter.rate(callsBefore.total, b.c.kommoQPS))
 
