@@ -216,14 +216,20 @@ func (r *InstallationReconciler) patchMetadata(ctx context.Context, s *installat
 	s.original.Labels, s.original.Finalizers = obj.Labels, obj.Finalizers
 	s.original.ResourceVersion = obj.ResourceVersion
 	s.inst.ResourceVersion = obj.ResourceVersion
+	s.liveVersion = obj.ResourceVersion
 	return nil
 }
 
 // liveCheck guards single-use calls: the installation is read from the API server, and
 // when the cache is behind it an earlier reconcile's outcome (an exchange, a refresh, a
 // failed attempt) is not visible yet, so the call could repeat it. Such a pass stops
-// without writing (s.stale) and runs again shortly.
+// without writing (s.stale) and runs again shortly. The read is made once a pass: the
+// pass writes the installation only at its end, or through patchMetadata, which confirms
+// the new version itself.
 func (r *InstallationReconciler) liveCheck(ctx context.Context, s *installationScope) (bool, error) {
+	if s.liveVersion != "" && s.liveVersion == s.original.ResourceVersion {
+		return true, nil
+	}
 	live := &kommov1.KommoInstallation{}
 	if err := r.APIReader.Get(ctx, r.key(s), live); err != nil {
 		return false, client.IgnoreNotFound(err)
@@ -232,6 +238,7 @@ func (r *InstallationReconciler) liveCheck(ctx context.Context, s *installationS
 		s.stale = true
 		return false, nil
 	}
+	s.liveVersion = live.ResourceVersion
 	return true, nil
 }
 

@@ -42,6 +42,10 @@ type installationScope struct {
 	gone bool
 	// renameTried is set once this pass asked Kommo where the account lives now.
 	renameTried bool
+	// liveVersion is the installation's resourceVersion as this pass last confirmed it on
+	// the API server (a live read, or its own optimistically locked write): a later
+	// liveCheck in the same pass needs no read while nothing else was written.
+	liveVersion string
 	// spent is set once this pass stored a pair a single-use call produced: its status
 	// must land even when the reconcile is being canceled.
 	spent bool
