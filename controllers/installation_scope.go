@@ -46,6 +46,11 @@ type installationScope struct {
 	// the API server (a live read, or its own optimistically locked write): a later
 	// liveCheck in the same pass needs no read while nothing else was written.
 	liveVersion string
+	// tokenSecret is the token Secret as this pass last read it live or wrote it, nil
+	// until then or after a failed write: a later write in the same pass starts from it
+	// instead of reading again, and its resourceVersion precondition fails it if anyone
+	// else wrote meanwhile.
+	tokenSecret *corev1.Secret
 	// spent is set once this pass stored a pair a single-use call produced: its status
 	// must land even when the reconcile is being canceled.
 	spent bool

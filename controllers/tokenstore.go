@@ -59,15 +59,13 @@ func (r *InstallationReconciler) loadTokens(ctx context.Context, s *installation
 // with an optimistic lock, so a concurrent writer makes it fail rather than be overwritten.
 func (r *InstallationReconciler) writeTokenSecret(ctx context.Context, s *installationScope, update tokenUpdate) (tokens, error) {
 	key := types.NamespacedName{Namespace: s.inst.Namespace, Name: tokenSecretName(s.inst.Name)}
-	live := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, key, live)
-	exists := err == nil
-	var cur tokens
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
+	live, err := r.liveTokenSecret(ctx, s, key)
+	if err != nil {
 		return tokens{}, err
-	default:
+	}
+	exists := live != nil
+	var cur tokens
+	if exists {
 		if ref := metav1.GetControllerOf(live); ref == nil || ref.UID != s.inst.UID {
 			return tokens{}, fmt.Errorf("secret %s: %w", key.Name, errNotOwned)
 		}
@@ -78,7 +76,7 @@ func (r *InstallationReconciler) writeTokenSecret(ctx context.Context, s *instal
 	}
 	desired := buildTokenSecret(s.inst, s.integration, cur)
 	if !exists {
-		return cur, r.Create(ctx, desired)
+		return cur, r.wroteTokenSecret(s, desired, r.Create(ctx, desired))
 	}
 	if equality.Semantic.DeepEqual(live.Data, desired.Data) && live.Type == desired.Type &&
 		subset(desired.Labels, live.Labels) && subset(desired.Annotations, live.Annotations) &&
@@ -92,7 +90,35 @@ func (r *InstallationReconciler) writeTokenSecret(ctx context.Context, s *instal
 	if cur.Refreshing == "" {
 		delete(updated.Annotations, annotationRefreshing)
 	}
-	return cur, r.Update(ctx, updated)
+	return cur, r.wroteTokenSecret(s, updated, r.Update(ctx, updated))
+}
+
+// liveTokenSecret is the token Secret as the API server has it (nil when there is none):
+// what this pass last read or wrote, else read now.
+func (r *InstallationReconciler) liveTokenSecret(ctx context.Context, s *installationScope, key types.NamespacedName) (*corev1.Secret, error) {
+	if s.tokenSecret != nil {
+		return s.tokenSecret, nil
+	}
+	live := &corev1.Secret{}
+	switch err := r.APIReader.Get(ctx, key, live); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	s.tokenSecret = live
+	return live, nil
+}
+
+// wroteTokenSecret remembers written as the live token Secret when the write err
+// succeeded; after a failure the next write reads it again.
+func (r *InstallationReconciler) wroteTokenSecret(s *installationScope, written *corev1.Secret, err error) error {
+	if err != nil {
+		s.tokenSecret = nil
+		return err
+	}
+	s.tokenSecret = written
+	return nil
 }
 
 // storeTokens writes tokens Kommo just issued, retrying until ctx ends: Kommo has spent
@@ -196,7 +222,7 @@ func (r *InstallationReconciler) syncTokenSecret(ctx context.Context, s *install
 func (r *InstallationReconciler) deleteTokens(ctx context.Context, s *installationScope) error {
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.inst.Namespace, Name: tokenSecretName(s.inst.Name)}}
 	r.unsaved.Delete(r.key(s))
-	s.tokens = nil
+	s.tokens, s.tokenSecret = nil, nil
 	return client.IgnoreNotFound(r.Delete(ctx, secret))
 }
 

@@ -60,6 +60,10 @@ func (b *bench) dueRefreshes(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
+	controllerBefore, err := b.controllerCounts(ctx)
+	if err != nil {
+		return err
+	}
 
 	names := map[string]int{}
 	for i, a := range accounts {
@@ -149,6 +153,13 @@ func (b *bench) dueRefreshes(ctx context.Context, n int) error {
 	fmt.Print(slowestLine)
 	fmt.Printf("  the backlog's refreshes: %s\n", spread(refreshes))
 	fmt.Printf("  Kommo rate while refreshes were queued: %s\n", rateOf(backlog, b.c.kommoQPS))
+	controllerAfter, err := b.controllerCounts(ctx)
+	if err != nil {
+		return err
+	}
+	d := controllerAfter.minus(controllerBefore)
+	perRefresh := n + freshInstalls // the fresh installs' requests are in it too
+	fmt.Printf("  controller API requests per refresh or fresh install: %.2f (%s)\n", d.requests/float64(perRefresh), perInstall(d.verbs, perRefresh))
 
 	if err := b.admin.List(ctx, list, client.InNamespace(b.s.Namespace)); err != nil {
 		return err
