@@ -243,17 +243,17 @@ func (r *InstallationReconciler) liveCheck(ctx context.Context, s *installationS
 }
 
 // readyToSpend is what precedes every single-use call: concern's backoff has run out, the
-// client secret is at hand, and the cache is not behind.
+// cache is not behind, and the client secret is at hand. The cache is checked first: a
+// pass woken by the token Secret its predecessor wrote often finds the installation's
+// cache behind, and then stops after one read.
 func (r *InstallationReconciler) readyToSpend(ctx context.Context, s *installationScope, concern string) (kommo.App, bool, error) {
 	if r.waiting(s, concern) {
 		return kommo.App{}, false, nil
 	}
-	app, ok, err := r.credentials(ctx, s)
-	if !ok || err != nil {
-		return app, false, err
+	if ok, err := r.liveCheck(ctx, s); !ok || err != nil {
+		return kommo.App{}, false, err
 	}
-	ok, err = r.liveCheck(ctx, s)
-	return app, ok, err
+	return r.credentials(ctx, s)
 }
 
 func (r *InstallationReconciler) now() time.Time {
