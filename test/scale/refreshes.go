@@ -158,8 +158,8 @@ func (b *bench) dueRefreshes(ctx context.Context, n int) error {
 		return err
 	}
 	d := controllerAfter.minus(controllerBefore)
-	perRefresh := n + freshInstalls // the fresh installs' requests are in it too
-	fmt.Printf("  controller API requests per refresh or fresh install: %.2f (%s)\n", d.requests/float64(perRefresh), perInstall(d.verbs, perRefresh))
+	passes := n + freshInstalls // the fresh installs' requests are in it too
+	fmt.Printf("  controller API requests per refresh or fresh install: %.2f (%s)\n", d.requests/float64(passes), perInstall(d.verbs, passes))
 
 	if err := b.admin.List(ctx, list, client.InNamespace(b.s.Namespace)); err != nil {
 		return err
