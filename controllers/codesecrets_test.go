@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
@@ -12,18 +11,20 @@ import (
 
 func TestExpiredCodeSecrets(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	secret := func(name string, typ corev1.SecretType, age time.Duration) corev1.Secret {
-		return corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(now.Add(-age))},
-			Type:       typ,
+	owner := func(kind string) []metav1.OwnerReference {
+		return []metav1.OwnerReference{{APIVersion: kommov1.GroupVersion.String(), Kind: kind, Name: "x"}}
+	}
+	secret := func(name, ownerKind string, age time.Duration) metav1.PartialObjectMetadata {
+		return metav1.PartialObjectMetadata{
+			ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(now.Add(-age)), OwnerReferences: owner(ownerKind)},
 		}
 	}
-	secrets := []corev1.Secret{
-		secret("superseded", kommov1.SecretTypeAuthorizationCode, time.Hour),
-		secret("current", kommov1.SecretTypeAuthorizationCode, time.Hour),
-		secret("in-flight", kommov1.SecretTypeAuthorizationCode, 19*time.Minute),
-		secret("just-expired", kommov1.SecretTypeAuthorizationCode, 20*time.Minute),
-		secret("tokens", kommov1.SecretTypeToken, time.Hour),
+	secrets := []metav1.PartialObjectMetadata{
+		secret("superseded", "KommoIntegration", time.Hour),
+		secret("current", "KommoIntegration", time.Hour),
+		secret("in-flight", "KommoIntegration", 19*time.Minute),
+		secret("just-expired", "KommoIntegration", 20*time.Minute),
+		secret("tokens", "KommoInstallation", time.Hour),
 	}
 	installations := []kommov1.KommoInstallation{
 		{Spec: kommov1.KommoInstallationSpec{Authorization: &kommov1.Authorization{CodeSecretRef: kommov1.SecretKeyRef{Name: "current"}}}},

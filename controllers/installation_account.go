@@ -27,6 +27,9 @@ func (r *InstallationReconciler) reconcileAccount(ctx context.Context, s *instal
 	if ok, err := r.liveCheck(ctx, s); !ok || err != nil {
 		return err
 	}
+	if ok, err := r.tokenContent(ctx, s); !ok || err != nil {
+		return err
+	}
 	account, err := r.Kommo.Account(ctx, s.host(), s.tokens.AccessToken)
 	if movable(err) && r.followRename(ctx, s, s.tokens) {
 		account, err = r.Kommo.Account(ctx, s.host(), s.tokens.AccessToken)

@@ -51,7 +51,11 @@ func (r *InstallationReconciler) reconcileAttempt(ctx context.Context, s *instal
 		return nil
 	}
 	if s.tokens != nil && s.tokens.Authorization == receivedAtKey(auth.ReceivedAt) {
-		// Exchanged by a pass that did not get to record it.
+		// Exchanged by a pass that did not get to record it: status takes the expiry
+		// from the Secret.
+		if ok, err := r.tokenContent(ctx, s); !ok || err != nil {
+			return err
+		}
 		r.attemptSucceeded(ctx, s, false)
 		return nil
 	}

@@ -69,7 +69,7 @@ func (r *InstallationReconciler) SetupWithManager(mgr ctrl.Manager, concurrency 
 		Named("kommoinstallation").
 		For(&kommov1.KommoInstallation{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
-		Owns(&corev1.Secret{}).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Watches(&kommov1.KommoIntegration{}, enqueueLowPriority(r.installationsOf)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, UsePriorityQueue: ptr.To(true)}).
 		Complete(routineRequeues{r})

@@ -33,7 +33,7 @@ func adoptLegacyStatus(s *installationScope) {
 				Reason: kommov1.ReasonRevoked, Message: c.Message, Time: c.LastTransitionTime}
 		}
 	case kommov1.ReasonReinstallRequired:
-		if s.tokens != nil && s.tokens.RefreshToken != "" {
+		if s.refreshable() {
 			st.Backoffs = []kommov1.Backoff{{Concern: concernRefresh, Reason: kommov1.ReasonReinstallRequired,
 				Message: c.Message, FailedAttempts: 1, LastFailureTime: c.LastTransitionTime}}
 		}

@@ -43,6 +43,9 @@ func (r *InstallationReconciler) reconcileLongLivedToken(ctx context.Context, s 
 		s.requeue(longLivedPoll)
 		return nil
 	}
+	if _, err := r.tokenContent(ctx, s); err != nil || s.stale {
+		return err
+	}
 	if s.tokens == nil || s.tokens.AccessToken != value || st.InstalledAt == nil {
 		t := tokens{AccessToken: value, ExpiresAt: claims.ExpiresAt, AccountDomain: s.host(), AccountID: claims.AccountID}
 		if err := r.storeTokens(ctx, s, func(cur *tokens, exists bool) error {

@@ -23,7 +23,7 @@ var randFloat = rand.Float64
 // only over the pair it replaces.
 func (r *InstallationReconciler) reconcileRefresh(ctx context.Context, s *installationScope) error {
 	inst, st := s.inst, &s.inst.Status
-	if s.tokens == nil || s.tokens.RefreshToken == "" {
+	if !s.refreshable() {
 		return nil
 	}
 	if s.tokens.ExpiresAt.After(s.now) {
@@ -57,10 +57,13 @@ func (r *InstallationReconciler) reconcileRefresh(ctx context.Context, s *instal
 		if err != nil {
 			return err
 		}
-		if live == nil || live.RefreshToken != s.tokens.RefreshToken {
+		if live == nil || s.tokenSecret.ResourceVersion != s.tokenVersion {
 			return errSuperseded // the cache is behind the Secret
 		}
-		sent = live.RefreshToken
+		s.tokens = live
+		if sent = live.RefreshToken; sent == "" {
+			return nil // edited away: nothing to refresh with
+		}
 		if fenced = fencedFor(live.Refreshing, r.Replica, s.now); fenced > 0 {
 			return nil
 		}
@@ -109,6 +112,9 @@ func (r *InstallationReconciler) reconcileRefresh(ctx context.Context, s *instal
 		return nil
 	case err != nil:
 		return err
+	case sent == "":
+		logf.FromContext(ctx).Info("The token Secret holds no refresh token; the account must install the integration again")
+		return nil
 	case fenced > 0:
 		logf.FromContext(ctx).Info("Another replica is refreshing these tokens; waiting", "for", fenced.Round(time.Second).String())
 		s.requeue(fenced)

@@ -63,6 +63,9 @@ func (r *InstallationReconciler) reconcileRevocation(ctx context.Context, s *ins
 	if ok, err := r.liveCheck(ctx, s); !ok || err != nil {
 		return err
 	}
+	if ok, err := r.tokenContent(ctx, s); !ok || err != nil {
+		return err
+	}
 	_, err = r.Kommo.Account(ctx, s.host(), s.tokens.AccessToken)
 	switch {
 	case err == nil:

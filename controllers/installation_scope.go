@@ -51,6 +51,13 @@ type installationScope struct {
 	// instead of reading again, and its resourceVersion precondition fails it if anyone
 	// else wrote meanwhile.
 	tokenSecret *corev1.Secret
+	// cachedTokenSecret is the token Secret's metadata as the cache had it at the start.
+	cachedTokenSecret *metav1.ObjectMeta
+	// tokenVersion is the token Secret's resourceVersion that tokens describe.
+	tokenVersion string
+	// tokensConfirmed is the token Secret version this pass confirmed holds status's
+	// account facts, "" when it did not look.
+	tokensConfirmed string
 	// spent is set once this pass stored a pair a single-use call produced: its status
 	// must land even when the reconcile is being canceled.
 	spent bool
@@ -58,6 +65,18 @@ type installationScope struct {
 
 func newScope(inst *kommov1.KommoInstallation, now time.Time) *installationScope {
 	return &installationScope{inst: inst, original: inst.DeepCopy(), now: now}
+}
+
+// refreshable reports whether the grant can be refreshed: an exchanged grant has a
+// refresh token, a long-lived token none. Before the content is read, the spec tells.
+func (s *installationScope) refreshable() bool {
+	switch {
+	case s.tokens == nil:
+		return false
+	case s.tokens.Content:
+		return s.tokens.RefreshToken != ""
+	}
+	return s.inst.Spec.LongLivedTokenSecretRef == nil
 }
 
 // requeue asks for another reconcile within d (the soonest request wins).

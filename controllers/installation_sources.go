@@ -39,6 +39,9 @@ func (r *InstallationReconciler) reconcileSources(ctx context.Context, s *instal
 	if r.waiting(s, concernSources) {
 		return nil
 	}
+	if ok, err := r.tokenContent(ctx, s); !ok || err != nil {
+		return err
+	}
 	in.AccessToken = s.tokens.AccessToken
 	res := SyncSources(ctx, r.Kommo, in)
 	RecordSources(inst, res)

@@ -28,6 +28,7 @@ func summarize(s *installationScope) {
 		}
 		return
 	}
+	st.TokenSecretVersion = confirmedTokenSecretVersion(s)
 	auth := authorizedCondition(s)
 	set(auth)
 	if installed := installedCondition(s); installed != nil {

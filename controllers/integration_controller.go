@@ -56,7 +56,8 @@ func (r *IntegrationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // any more and whose code has expired: those of superseded installs, and those a webhook
 // created for a write that never completed.
 func (r *IntegrationReconciler) collectCodeSecrets(ctx context.Context, integration *kommov1.KommoIntegration) error {
-	secrets := &corev1.SecretList{}
+	secrets := &metav1.PartialObjectMetadataList{}
+	secrets.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
 	if err := r.List(ctx, secrets, client.InNamespace(integration.Namespace),
 		client.MatchingLabels{kommov1.LabelManagedBy: kommov1.ManagedByValue, kommov1.LabelIntegration: integration.Name}); err != nil {
 		return err
@@ -66,8 +67,9 @@ func (r *IntegrationReconciler) collectCodeSecrets(ctx context.Context, integrat
 		client.MatchingLabels{kommov1.LabelIntegration: integration.Name}); err != nil {
 		return err
 	}
-	for _, secret := range expiredCodeSecrets(secrets.Items, installations.Items, time.Now()) {
-		if err := r.Delete(ctx, secret, client.Preconditions{UID: &secret.UID}); client.IgnoreNotFound(err) != nil {
+	for _, m := range expiredCodeSecrets(secrets.Items, installations.Items, time.Now()) {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name}}
+		if err := r.Delete(ctx, secret, client.Preconditions{UID: &m.UID}); client.IgnoreNotFound(err) != nil {
 			return err
 		}
 		logf.FromContext(ctx).Info("Deleted an expired, unreferenced code Secret", "secret", secret.Name)
@@ -76,23 +78,35 @@ func (r *IntegrationReconciler) collectCodeSecrets(ctx context.Context, integrat
 }
 
 // expiredCodeSecrets picks the code Secrets no installation refers to whose code expired.
-// Younger ones may belong to an install whose write is still on its way.
-func expiredCodeSecrets(secrets []corev1.Secret, installations []kommov1.KommoInstallation, now time.Time) []*corev1.Secret {
+// Younger ones may belong to an install whose write is still on its way. The cache holds
+// only Secret metadata: a code Secret is the one the webhook made the integration's.
+func expiredCodeSecrets(secrets []metav1.PartialObjectMetadata, installations []kommov1.KommoInstallation, now time.Time) []*metav1.PartialObjectMetadata {
 	referenced := map[string]bool{}
 	for _, inst := range installations {
 		if auth := inst.Spec.Authorization; auth != nil {
 			referenced[auth.CodeSecretRef.Name] = true
 		}
 	}
-	var out []*corev1.Secret
+	var out []*metav1.PartialObjectMetadata
 	for i := range secrets {
 		secret := &secrets[i]
-		if secret.Type == kommov1.SecretTypeAuthorizationCode && !referenced[secret.Name] &&
+		if ownedByIntegration(&secret.ObjectMeta) && !referenced[secret.Name] &&
 			now.Sub(secret.CreationTimestamp.Time) >= codeLifetime {
 			out = append(out, secret)
 		}
 	}
 	return out
+}
+
+// ownedByIntegration reports whether a Secret belongs to a KommoIntegration, as the
+// webhook's code Secrets do (token Secrets belong to their installation).
+func ownedByIntegration(m *metav1.ObjectMeta) bool {
+	for _, ref := range m.OwnerReferences {
+		if ref.Kind == "KommoIntegration" && ref.APIVersion == kommov1.GroupVersion.String() {
+			return true
+		}
+	}
+	return false
 }
 
 // secretVersion reads a referenced Secret live and returns its resource version ("-" when
@@ -134,8 +148,9 @@ func (r *IntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	var missing []string
 	versions := []string{strconv.FormatInt(integration.Generation, 10)}
+	secrets := newSecretsReadOnce(r.APIReader) // two keys of one Secret cost one read
 	for _, ref := range refs {
-		version, err := secretVersion(ctx, r.APIReader, integration.Namespace, ref)
+		version, err := secretVersion(ctx, secrets, integration.Namespace, ref)
 		if err != nil {
 			var m *errSecretMissing
 			if !errors.As(err, &m) {

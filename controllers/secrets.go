@@ -44,3 +44,36 @@ func referencedSecret(ctx context.Context, reader client.Reader, namespace strin
 	}
 	return secret, nil
 }
+
+// secretsReadOnce reads each Secret from the API server at most once: a reconcile that
+// needs several keys of one Secret reads it once.
+type secretsReadOnce struct {
+	client.Reader
+	read map[types.NamespacedName]secretRead
+}
+
+type secretRead struct {
+	secret *corev1.Secret
+	err    error
+}
+
+func newSecretsReadOnce(reader client.Reader) *secretsReadOnce {
+	return &secretsReadOnce{Reader: reader, read: map[types.NamespacedName]secretRead{}}
+}
+
+func (r *secretsReadOnce) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	secret, ok := obj.(*corev1.Secret)
+	if !ok {
+		return r.Reader.Get(ctx, key, obj, opts...)
+	}
+	got, seen := r.read[key]
+	if !seen {
+		got.secret = &corev1.Secret{}
+		got.err = r.Reader.Get(ctx, key, got.secret, opts...)
+		r.read[key] = got
+	}
+	if got.err == nil {
+		got.secret.DeepCopyInto(secret)
+	}
+	return got.err
+}

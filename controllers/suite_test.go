@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -60,7 +63,36 @@ type harness struct {
 	withChat bool
 	clock    *offsetClock
 	scale    float64
+	// secretReads counts the controller's reads of single Secrets from the API server, by name.
+	secretReads sync.Map
 }
+
+// countSecretReads wraps the controller's transport to count GETs of single Secrets
+// (lists and watches are the cache's).
+func (h *harness) countSecretReads(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		if _, name, ok := strings.Cut(req.URL.Path, "/secrets/"); ok && req.Method == http.MethodGet {
+			n, _ := h.secretReads.LoadOrStore(name, new(atomic.Int64))
+			n.(*atomic.Int64).Add(1)
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+// secretReadCounts returns and resets the counts of countSecretReads.
+func (h *harness) secretReadCounts() map[string]int64 {
+	out := map[string]int64{}
+	h.secretReads.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Int64).Load()
+		h.secretReads.Delete(k)
+		return true
+	})
+	return out
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 type harnessOptions struct {
 	sim     kommotest.Options
@@ -142,7 +174,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 func (h *harness) startController() {
 	h.t.Helper()
 	logger := zap.New(zap.WriteTo(h.logs), zap.Level(zapcore.DebugLevel))
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(h.countSecretReads)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Cache:                  controllers.CacheOptions(h.ns),
 		Metrics:                metricsserver.Options{BindAddress: "0"},

@@ -39,6 +39,10 @@ type tokens struct {
 	Authorization string
 	// Refreshing is the annotationRefreshing fence, "" when no refresh is in flight.
 	Refreshing string
+	// Content is false when only the Secret's metadata was read (the cache holds no
+	// more): the tokens, AmojoID, ScopeID and AccountDomain are then unknown, and
+	// ExpiresAt is what status says.
+	Content bool
 }
 
 // tokenSecretName is <installation>-token, shortened with a hash of the full name when that
@@ -136,6 +140,18 @@ func readTokens(s *corev1.Secret) tokens {
 	}
 	t.ExpiresAt, _ = time.Parse(time.RFC3339, string(s.Data[kommov1.TokenKeyExpiresAt]))
 	t.AccountID, _ = strconv.ParseInt(string(s.Data[kommov1.TokenKeyAccountID]), 10, 64)
+	t.Content = true
+	return t
+}
+
+// tokensFromMetadata is what a token Secret's metadata tells of its grant; the expiry
+// is status's, which the controller writes with every pair.
+func tokensFromMetadata(m *metav1.ObjectMeta, st *kommov1.KommoInstallationStatus) tokens {
+	t := tokens{Authorization: m.Annotations[annotationAuthorization], Refreshing: m.Annotations[annotationRefreshing]}
+	t.AccountID, _ = strconv.ParseInt(m.Labels[kommov1.LabelAccountID], 10, 64)
+	if st.AccessTokenExpiresAt != nil {
+		t.ExpiresAt = st.AccessTokenExpiresAt.Time
+	}
 	return t
 }
 

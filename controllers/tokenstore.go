@@ -15,6 +15,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
 )
 
 var (
@@ -29,30 +31,66 @@ var (
 // none yet). Returning errSuperseded cancels the write.
 type tokenUpdate func(cur *tokens, exists bool) error
 
-// loadTokens reads the grant from the cache (the token Secret is the operator's, so it is
-// cached). When status names a token Secret the cache does not have, it is read live once:
-// a Secret that lost its managed-by label is still the grant.
+// loadTokens reads what the cache holds of the grant: the token Secret's metadata, as the
+// cache keeps no Secret data. tokenContent reads the tokens themselves, live, when a Kommo
+// call needs them. When status names a token Secret the cache does not have, it is read
+// live once: a Secret that lost its managed-by label is still the grant.
 func (r *InstallationReconciler) loadTokens(ctx context.Context, s *installationScope) error {
 	key := types.NamespacedName{Namespace: s.inst.Namespace, Name: tokenSecretName(s.inst.Name)}
-	secret := &corev1.Secret{}
-	err := r.Get(ctx, key, secret)
-	if apierrors.IsNotFound(err) && s.inst.Status.TokenSecretName != "" {
-		err = r.APIReader.Get(ctx, key, secret)
-	}
+	cached := &metav1.PartialObjectMetadata{}
+	cached.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	err := r.Get(ctx, key, cached)
 	switch {
+	case apierrors.IsNotFound(err) && s.inst.Status.TokenSecretName != "":
+		live, err := r.liveTokenSecret(ctx, s, key)
+		if err != nil || live == nil || !controlledBy(&live.ObjectMeta, s.inst) {
+			s.tokens = nil
+			return err
+		}
+		t := readTokens(live)
+		s.tokens, s.tokenVersion = &t, live.ResourceVersion
+		return nil
 	case apierrors.IsNotFound(err):
 		s.tokens = nil
 		return nil
 	case err != nil:
 		return err
 	}
-	if ref := metav1.GetControllerOf(secret); ref == nil || ref.UID != s.inst.UID {
+	if !controlledBy(&cached.ObjectMeta, s.inst) {
 		s.tokens = nil // e.g. left by a deleted namesake, waiting for garbage collection
 		return nil
 	}
-	t := readTokens(secret)
-	s.tokens = &t
+	t := tokensFromMetadata(&cached.ObjectMeta, &s.inst.Status)
+	s.tokens, s.tokenVersion, s.cachedTokenSecret = &t, cached.ResourceVersion, &cached.ObjectMeta
 	return nil
+}
+
+// tokenContent makes s.tokens hold the token Secret's content, read live once a pass,
+// right before a Kommo call needs the tokens. It reports false when there is no grant to
+// use: none, or the cache showed a Secret the API server no longer has (the pass then
+// runs again).
+func (r *InstallationReconciler) tokenContent(ctx context.Context, s *installationScope) (bool, error) {
+	if s.tokens == nil || s.tokens.Content {
+		return s.tokens != nil, nil
+	}
+	key := types.NamespacedName{Namespace: s.inst.Namespace, Name: tokenSecretName(s.inst.Name)}
+	live, err := r.liveTokenSecret(ctx, s, key)
+	if err != nil {
+		return false, err
+	}
+	if live == nil || !controlledBy(&live.ObjectMeta, s.inst) {
+		s.stale = true
+		return false, nil
+	}
+	t := readTokens(live)
+	s.tokens, s.tokenVersion = &t, live.ResourceVersion
+	return true, nil
+}
+
+// controlledBy reports whether a token Secret is inst's own, not a namesake's.
+func controlledBy(m *metav1.ObjectMeta, inst *kommov1.KommoInstallation) bool {
+	ref := metav1.GetControllerOf(m)
+	return ref != nil && ref.UID == inst.UID
 }
 
 // writeTokenSecret applies update to the live token Secret (or a new one) and writes it
@@ -66,7 +104,7 @@ func (r *InstallationReconciler) writeTokenSecret(ctx context.Context, s *instal
 	exists := live != nil
 	var cur tokens
 	if exists {
-		if ref := metav1.GetControllerOf(live); ref == nil || ref.UID != s.inst.UID {
+		if !controlledBy(&live.ObjectMeta, s.inst) {
 			return tokens{}, fmt.Errorf("secret %s: %w", key.Name, errNotOwned)
 		}
 		cur = readTokens(live)
@@ -74,6 +112,7 @@ func (r *InstallationReconciler) writeTokenSecret(ctx context.Context, s *instal
 	if err := update(&cur, exists); err != nil {
 		return tokens{}, err
 	}
+	cur.Content = true
 	desired := buildTokenSecret(s.inst, s.integration, cur)
 	if !exists {
 		return cur, r.wroteTokenSecret(s, desired, r.Create(ctx, desired))
@@ -117,7 +156,7 @@ func (r *InstallationReconciler) wroteTokenSecret(s *installationScope, written 
 		s.tokenSecret = nil
 		return err
 	}
-	s.tokenSecret = written
+	s.tokenSecret, s.tokenVersion = written, written.ResourceVersion
 	return nil
 }
 
@@ -172,37 +211,22 @@ func (r *InstallationReconciler) saveUnsavedTokens(ctx context.Context, s *insta
 }
 
 // syncTokenSecret writes what the account lookup, the connect and a rename add to the
-// token Secret (account id, amojo_id, scope_id, account_domain) and repairs edits to its
-// metadata, leaving the tokens themselves as they are live. Nothing is written when the
-// cached Secret already says it all.
+// token Secret (account id, amojo_id, scope_id, account_domain) and repairs edits to it,
+// leaving the tokens themselves as they are live. Nothing is read or written when the
+// Secret already says it all.
 func (r *InstallationReconciler) syncTokenSecret(ctx context.Context, s *installationScope) error {
 	if s.tokens == nil {
 		return nil
 	}
-	st := s.inst.Status
-	want := *s.tokens
-	want.AccountDomain = s.host()
-	if st.AccountID != 0 {
-		want.AccountID = st.AccountID // else the token's claim, until the lookup confirms it
-	}
-	if st.AmojoID != "" {
-		want.AmojoID = st.AmojoID
-	}
-	want.ScopeID = st.ScopeID
-	cached := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: s.inst.Namespace, Name: tokenSecretName(s.inst.Name)}
-	if err := r.Get(ctx, key, cached); err == nil {
-		desired := buildTokenSecret(s.inst, s.integration, want)
-		if equality.Semantic.DeepEqual(cached.Data, desired.Data) && subset(desired.Labels, cached.Labels) &&
-			subset(desired.Annotations, cached.Annotations) {
-			return nil
-		}
+	if r.tokenSecretCurrent(s) {
+		s.tokensConfirmed = s.tokenVersion
+		return nil
 	}
 	t, err := r.writeTokenSecret(ctx, s, func(cur *tokens, exists bool) error {
 		if !exists {
 			return errSuperseded // deleted meanwhile: never recreate it without its tokens
 		}
-		cur.AccountDomain, cur.AccountID, cur.AmojoID, cur.ScopeID = want.AccountDomain, want.AccountID, want.AmojoID, want.ScopeID
+		s.applyFacts(cur)
 		return nil
 	})
 	switch {
@@ -214,15 +238,76 @@ func (r *InstallationReconciler) syncTokenSecret(ctx context.Context, s *install
 	case err != nil:
 		return err
 	}
-	s.tokens = &t
+	s.tokens, s.tokensConfirmed = &t, s.tokenVersion
 	return nil
+}
+
+// tokenSecretCurrent reports whether the token Secret already holds status's facts and
+// the metadata it should, without reading it: from its content as this pass read or
+// wrote it, else from the cached metadata when status confirmed the cached version and
+// this pass left the facts as they were.
+func (r *InstallationReconciler) tokenSecretCurrent(s *installationScope) bool {
+	if live := s.tokenSecret; live != nil {
+		want := readTokens(live)
+		s.applyFacts(&want)
+		desired := buildTokenSecret(s.inst, s.integration, want)
+		return equality.Semantic.DeepEqual(live.Data, desired.Data) &&
+			subset(desired.Labels, live.Labels) && subset(desired.Annotations, live.Annotations)
+	}
+	cached := s.cachedTokenSecret
+	if cached == nil {
+		return false
+	}
+	want := tokensFromMetadata(cached, &s.inst.Status)
+	s.applyFacts(&want)
+	desired := buildTokenSecret(s.inst, s.integration, want)
+	return subset(desired.Labels, cached.Labels) && subset(desired.Annotations, cached.Annotations) &&
+		cached.ResourceVersion == s.original.Status.TokenSecretVersion &&
+		accountFactsOf(&s.original.Status) == accountFactsOf(&s.inst.Status)
+}
+
+// applyFacts sets on t what status knows of the account; what it does not know yet (an
+// account id before the lookup, the amojo_id of a reinstall) stays as t has it.
+func (s *installationScope) applyFacts(t *tokens) {
+	st := &s.inst.Status
+	t.AccountDomain = s.host()
+	if st.AccountID != 0 {
+		t.AccountID = st.AccountID
+	}
+	if st.AmojoID != "" {
+		t.AmojoID = st.AmojoID
+	}
+	t.ScopeID = st.ScopeID
+}
+
+// accountFacts are what status tells the token Secret to carry besides the tokens.
+type accountFacts struct {
+	domain, amojoID, scopeID string
+	accountID                int64
+}
+
+func accountFactsOf(st *kommov1.KommoInstallationStatus) accountFacts {
+	return accountFacts{domain: st.AccountDomain, amojoID: st.AmojoID, scopeID: st.ScopeID, accountID: st.AccountID}
+}
+
+// confirmedTokenSecretVersion is the token Secret version status records: the one this
+// pass confirmed holds the facts; else the recorded one while the facts it vouches for
+// are unchanged; else none, so that the next pass reads the Secret.
+func confirmedTokenSecretVersion(s *installationScope) string {
+	switch {
+	case s.tokensConfirmed != "":
+		return s.tokensConfirmed
+	case accountFactsOf(&s.original.Status) == accountFactsOf(&s.inst.Status):
+		return s.original.Status.TokenSecretVersion
+	}
+	return ""
 }
 
 // deleteTokens deletes the token Secret.
 func (r *InstallationReconciler) deleteTokens(ctx context.Context, s *installationScope) error {
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.inst.Namespace, Name: tokenSecretName(s.inst.Name)}}
 	r.unsaved.Delete(r.key(s))
-	s.tokens, s.tokenSecret = nil, nil
+	s.tokens, s.tokenSecret, s.cachedTokenSecret = nil, nil, nil
 	return client.IgnoreNotFound(r.Delete(ctx, secret))
 }
 

@@ -262,6 +262,14 @@ type KommoInstallationStatus struct {
 	// +optional
 	TokenSecretName string `json:"tokenSecretName,omitempty"`
 
+	// tokenSecretVersion is the resourceVersion of the token Secret that the
+	// controller last confirmed holds this status's account facts (account id,
+	// amojo_id, scope_id, account domain). The controller caches only the
+	// metadata of its Secrets: a token Secret at another version is read once
+	// and repaired.
+	// +optional
+	TokenSecretVersion string `json:"tokenSecretVersion,omitempty"`
+
 	// accessTokenExpiresAt is when the current access token expires.
 	// +optional
 	AccessTokenExpiresAt *metav1.Time `json:"accessTokenExpiresAt,omitempty"`
