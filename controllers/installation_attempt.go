@@ -60,7 +60,7 @@ func (r *InstallationReconciler) reconcileAttempt(ctx context.Context, s *instal
 		return nil
 	}
 	if ref := s.integration.Spec.StateSecretRef; ref != nil && !auth.FromWidget {
-		key, err := secretValue(ctx, r.APIReader, inst.Namespace, *ref)
+		key, err := secretValue(ctx, s.secrets, inst.Namespace, *ref)
 		if err != nil {
 			var missing *errSecretMissing
 			if !errors.As(err, &missing) {
@@ -79,7 +79,7 @@ func (r *InstallationReconciler) reconcileAttempt(ctx context.Context, s *instal
 		r.attemptFailed(ctx, s, kommov1.ReasonInvalidCode, "The code expired before it could be exchanged", true)
 		return nil
 	}
-	code, err := secretValue(ctx, r.APIReader, inst.Namespace, auth.CodeSecretRef)
+	code, err := secretValue(ctx, s.secrets, inst.Namespace, auth.CodeSecretRef)
 	if err != nil {
 		var missing *errSecretMissing
 		if !errors.As(err, &missing) {

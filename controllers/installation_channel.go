@@ -64,7 +64,7 @@ func (r *InstallationReconciler) reconcileChannel(ctx context.Context, s *instal
 		}
 	}
 	ref := s.integration.Spec.Chat.SecretRef
-	secret, err := secretValue(ctx, r.APIReader, inst.Namespace, ref)
+	secret, err := secretValue(ctx, s.secrets, inst.Namespace, ref)
 	if err != nil {
 		var missing *errSecretMissing
 		if !errors.As(err, &missing) {
@@ -111,7 +111,7 @@ func (r *InstallationReconciler) disconnectOld(ctx context.Context, s *installat
 		r.Recorder.Eventf(inst, nil, corev1.EventTypeWarning, eventDisconnectFailed, "Disconnect",
 			"Channel %s left connected in %s: %s; disconnect it in Kommo", old.ChannelID, s.host(), why)
 	}
-	secret, err := secretValue(ctx, r.APIReader, inst.Namespace, ref)
+	secret, err := secretValue(ctx, s.secrets, inst.Namespace, ref)
 	var missing *errSecretMissing
 	switch {
 	case errors.As(err, &missing):

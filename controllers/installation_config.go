@@ -58,7 +58,7 @@ func (r *InstallationReconciler) credentials(ctx context.Context, s *installatio
 		return *s.app, true, nil
 	}
 	spec := s.integration.Spec
-	secret, err := secretValue(ctx, r.APIReader, s.inst.Namespace, spec.ClientSecretRef)
+	secret, err := secretValue(ctx, s.secrets, s.inst.Namespace, spec.ClientSecretRef)
 	if err != nil {
 		var missing *errSecretMissing
 		if !errors.As(err, &missing) {

@@ -34,8 +34,8 @@ import (
 // refresh of the tokens that work), the account lookup and the channel each decide their
 // own next step, none can stop another, and Ready summarises them in one status patch.
 type InstallationReconciler struct {
-	// Client reads from the cache: KommoIntegrations, KommoInstallations and the Secrets
-	// labelled as the operator's.
+	// Client reads from the cache: KommoIntegrations, KommoInstallations and the metadata
+	// of the Secrets labelled as the operator's.
 	client.Client
 	// APIReader reads from the API server: Secrets the operator does not own, and the
 	// installation and its token Secret right before a single-use call.
@@ -57,6 +57,9 @@ type InstallationReconciler struct {
 	// after retries. The next reconcile of that installation writes them before anything
 	// else: a refresh token is single-use, losing it loses the install.
 	unsaved sync.Map // types.NamespacedName → pendingTokens
+	// written and writtenTokens hold the versions of this process's latest writes of
+	// installations and of token Secrets.
+	written, writtenTokens ownWrites
 }
 
 // SetupWithManager registers the reconciler. Installations are reconciled when they
@@ -101,7 +104,12 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.Get(ctx, req.NamespacedName, inst); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.written.behind(inst, time.Now()) {
+		// The cache has not seen this process's last write of the installation yet.
+		return ctrl.Result{RequeueAfter: staleCacheRetry}, nil
+	}
 	s := newScope(inst, r.now())
+	s.secrets = newSecretsReadOnce(r.APIReader)
 	defer func() {
 		switch {
 		case s.stale && retErr == nil:
@@ -147,7 +155,7 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if ok, err := r.loadIntegration(ctx, s); !ok || err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.loadTokens(ctx, s); err != nil {
+	if err := r.loadTokens(ctx, s); err != nil || s.stale {
 		return ctrl.Result{}, err
 	}
 	adoptLegacyStatus(s)
@@ -199,6 +207,7 @@ func (r *InstallationReconciler) patch(ctx context.Context, s *installationScope
 		return client.IgnoreNotFound(err)
 	}
 	s.original.Status = *s.inst.Status.DeepCopy()
+	r.written.wrote(s.inst, time.Now())
 	return nil
 }
 
@@ -217,6 +226,7 @@ func (r *InstallationReconciler) patchMetadata(ctx context.Context, s *installat
 	s.original.ResourceVersion = obj.ResourceVersion
 	s.inst.ResourceVersion = obj.ResourceVersion
 	s.liveVersion = obj.ResourceVersion
+	r.written.wrote(obj, time.Now())
 	return nil
 }
 

@@ -59,7 +59,7 @@ func (r *InstallationReconciler) reconcileDelete(ctx context.Context, s *install
 	if ref == nil {
 		return giveUp("the KommoIntegration has no chat channel any more")
 	}
-	secret, err := secretValue(ctx, r.APIReader, inst.Namespace, *ref)
+	secret, err := secretValue(ctx, s.secrets, inst.Namespace, *ref)
 	if err != nil {
 		var missing *errSecretMissing
 		if errors.As(err, &missing) {

@@ -27,7 +27,7 @@ const (
 // install (status.installedAt), so the channel is connected again.
 func (r *InstallationReconciler) reconcileLongLivedToken(ctx context.Context, s *installationScope) error {
 	inst, st := s.inst, &s.inst.Status
-	value, err := secretValue(ctx, r.APIReader, inst.Namespace, *inst.Spec.LongLivedTokenSecretRef)
+	value, err := secretValue(ctx, s.secrets, inst.Namespace, *inst.Spec.LongLivedTokenSecretRef)
 	if err != nil {
 		var missing *errSecretMissing
 		if !errors.As(err, &missing) {

@@ -24,6 +24,9 @@ type installationScope struct {
 	chat *kommov1.ChatStatus
 	// app holds the integration's OAuth credentials once read (live, on first need).
 	app *kommo.App
+	// secrets reads the Secrets the installation refers to (the integration's, the
+	// install's code, a long-lived token) live, each at most once a pass.
+	secrets *secretsReadOnce
 	// tokens are the grant as held in the token Secret, nil when there is none.
 	tokens *tokens
 
@@ -46,11 +49,13 @@ type installationScope struct {
 	// the API server (a live read, or its own optimistically locked write): a later
 	// liveCheck in the same pass needs no read while nothing else was written.
 	liveVersion string
-	// tokenSecret is the token Secret as this pass last read it live or wrote it, nil
-	// until then or after a failed write: a later write in the same pass starts from it
-	// instead of reading again, and its resourceVersion precondition fails it if anyone
-	// else wrote meanwhile.
-	tokenSecret *corev1.Secret
+	// tokenSecret is the token Secret as this pass last read it live or wrote it (nil:
+	// there was none), when tokenSecretKnown; not known until then or after a failed
+	// write. A later write in the same pass starts from it instead of reading again, and
+	// its resourceVersion precondition (or, for a create, AlreadyExists) fails it if
+	// anyone else wrote meanwhile.
+	tokenSecret      *corev1.Secret
+	tokenSecretKnown bool
 	// cachedTokenSecret is the token Secret's metadata as the cache had it at the start.
 	cachedTokenSecret *metav1.ObjectMeta
 	// tokenVersion is the token Secret's resourceVersion that tokens describe.

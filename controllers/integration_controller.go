@@ -15,8 +15,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
 )
@@ -44,11 +46,13 @@ type IntegrationReconciler struct {
 	collected sync.Map // types.NamespacedName → time.Time
 }
 
-// SetupWithManager registers the reconciler.
+// SetupWithManager registers the reconciler. Its own status writes start no pass: they
+// would only read the referenced Secrets again.
 func (r *IntegrationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("kommointegration").
-		For(&kommov1.KommoIntegration{}).
+		For(&kommov1.KommoIntegration{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Complete(r)
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
@@ -91,6 +92,32 @@ func TestPassesWithNothingDueReadNoSecret(t *testing.T) {
 		}
 	}
 	h.waitReady(name)
+}
+
+// An install reads each Secret it needs from the API server once: the code, the
+// integration's credentials (client and channel secret in one Secret) and the token
+// Secret (to find none before the exchange).
+func TestAnInstallReadsEachSecretOnce(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.eventually("the KommoIntegration reconciled", func() (bool, string) {
+		integration := &kommov1.KommoIntegration{}
+		if err := env.Client.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: integrationName}, integration); err != nil {
+			return false, err.Error()
+		}
+		return integration.Status.ConfigVersion != "", "no configVersion yet"
+	})
+	h.secretReadCounts()
+	name := h.install("acme.kommo.com")
+	h.waitReady(name)
+	reads := h.secretReadCounts()
+	for secret, n := range reads {
+		if n > 1 {
+			t.Errorf("Secret %s read %d times for one install", secret, n)
+		}
+	}
+	if reads[name+"-token"] != 1 {
+		t.Errorf("token Secret read %d times before the exchange, want 1", reads[name+"-token"])
+	}
 }
 
 // reconciles is how many reconciles of installations have ended, in this process.

@@ -56,6 +56,10 @@ func (r *InstallationReconciler) loadTokens(ctx context.Context, s *installation
 	case err != nil:
 		return err
 	}
+	if r.writtenTokens.behind(cached, time.Now()) {
+		s.stale = true // the cache has not seen this process's last write of it yet
+		return nil
+	}
 	if !controlledBy(&cached.ObjectMeta, s.inst) {
 		s.tokens = nil // e.g. left by a deleted namesake, waiting for garbage collection
 		return nil
@@ -135,17 +139,17 @@ func (r *InstallationReconciler) writeTokenSecret(ctx context.Context, s *instal
 // liveTokenSecret is the token Secret as the API server has it (nil when there is none):
 // what this pass last read or wrote, else read now.
 func (r *InstallationReconciler) liveTokenSecret(ctx context.Context, s *installationScope, key types.NamespacedName) (*corev1.Secret, error) {
-	if s.tokenSecret != nil {
+	if s.tokenSecretKnown {
 		return s.tokenSecret, nil
 	}
 	live := &corev1.Secret{}
 	switch err := r.APIReader.Get(ctx, key, live); {
 	case apierrors.IsNotFound(err):
-		return nil, nil
+		live = nil
 	case err != nil:
 		return nil, err
 	}
-	s.tokenSecret = live
+	s.tokenSecret, s.tokenSecretKnown = live, true
 	return live, nil
 }
 
@@ -153,10 +157,11 @@ func (r *InstallationReconciler) liveTokenSecret(ctx context.Context, s *install
 // succeeded; after a failure the next write reads it again.
 func (r *InstallationReconciler) wroteTokenSecret(s *installationScope, written *corev1.Secret, err error) error {
 	if err != nil {
-		s.tokenSecret = nil
+		s.tokenSecret, s.tokenSecretKnown = nil, false
 		return err
 	}
-	s.tokenSecret, s.tokenVersion = written, written.ResourceVersion
+	s.tokenSecret, s.tokenSecretKnown, s.tokenVersion = written, true, written.ResourceVersion
+	r.writtenTokens.wrote(written, time.Now())
 	return nil
 }
 
@@ -307,7 +312,7 @@ func confirmedTokenSecretVersion(s *installationScope) string {
 func (r *InstallationReconciler) deleteTokens(ctx context.Context, s *installationScope) error {
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.inst.Namespace, Name: tokenSecretName(s.inst.Name)}}
 	r.unsaved.Delete(r.key(s))
-	s.tokens, s.tokenSecret, s.cachedTokenSecret = nil, nil, nil
+	s.tokens, s.tokenSecret, s.tokenSecretKnown, s.cachedTokenSecret = nil, nil, false, nil
 	return client.IgnoreNotFound(r.Delete(ctx, secret))
 }
 
