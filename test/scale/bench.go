@@ -70,8 +70,12 @@ func newBench(s *stack.Stack, c config) (*bench, error) {
 
 func (b *bench) run(ctx context.Context) error {
 	n := b.c.installs
-	fmt.Printf("scale: %d installs of distinct accounts, %d concurrent clients, controller flags %q, webhook flags %q\n",
-		n, b.c.clients, b.c.controllerArgs.String(), b.c.webhookArgs.String())
+	limit := "none"
+	if b.c.memoryLimit != "" {
+		limit = b.c.memoryLimit + " (GOMEMLIMIT)"
+	}
+	fmt.Printf("scale: %d installs of distinct accounts, %d concurrent clients, controller flags %q, webhook flags %q, controller memory limit %s\n",
+		n, b.c.clients, b.c.controllerArgs.String(), b.c.webhookArgs.String(), limit)
 
 	raw, err := b.rawCreateRate(ctx, min(n, 5000))
 	if err != nil {

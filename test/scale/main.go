@@ -18,7 +18,9 @@
 //     the next refreshes are planned (the busiest minute against the mean).
 //
 // SCALE_INSTALLS (or -installs) sets the size: 1,000 by default, 10,000 for the full run.
-// -kommo-qps 7 runs with Kommo's real budget instead (`make bench-budget`).
+// -kommo-qps 7 runs with Kommo's real budget instead (`make bench-budget`);
+// -controller-memory-limit 150Mi gives the controller the GOMEMLIMIT a pod with that
+// memory limit gets from the manifests.
 package main
 
 import (
@@ -32,6 +34,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/kommo-operator/kommo-operator/test/e2e/stack"
 	"github.com/kommo-operator/kommo-operator/test/testenv"
@@ -50,6 +54,9 @@ type config struct {
 	profiles          string // where heap profiles go: bin/scale of the tree
 	controllerArgs    repeated
 	webhookArgs       repeated
+	// memoryLimit is the controller container's memory limit the run stands for: the
+	// manifests give the process GOMEMLIMIT from it; "" sets none.
+	memoryLimit string
 }
 
 func main() {
@@ -60,6 +67,8 @@ func main() {
 	flag.StringVar(&c.dir, "dir", "", "Where binaries, kubeconfigs and logs go; a temporary directory when empty.")
 	flag.Var(&c.controllerArgs, "controller-flag", "A flag for the controller, e.g. --max-concurrent-reconciles=8 (repeatable).")
 	flag.Var(&c.webhookArgs, "webhook-flag", "A flag for the webhook, e.g. --kube-api-qps=100 (repeatable).")
+	flag.StringVar(&c.memoryLimit, "controller-memory-limit", os.Getenv("SCALE_CONTROLLER_MEMORY_LIMIT"),
+		"The controller container's limits.memory to stand for, e.g. 150Mi: GOMEMLIMIT as the manifests set it (env SCALE_CONTROLLER_MEMORY_LIMIT).")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -102,6 +111,15 @@ func run(ctx context.Context, c config) error {
 	// 127.0.0.1 here), the pending cap and each IP's share of it above the burst, and
 	// Kommo's limit lifted on both sides.
 	capacity := strconv.Itoa(c.installs + c.clients)
+	var controllerEnv []string
+	if c.memoryLimit != "" {
+		limit, err := resource.ParseQuantity(c.memoryLimit)
+		if err != nil {
+			return fmt.Errorf("-controller-memory-limit: %w", err)
+		}
+		// What the kubelet puts in a resourceFieldRef of limits.memory: bytes.
+		controllerEnv = []string{"GOMEMLIMIT=" + strconv.FormatInt(limit.Value(), 10)}
+	}
 	simQPS, kommoQPS := "-1", "0"
 	if c.kommoQPS > 0 {
 		simQPS = strconv.FormatFloat(c.kommoQPS, 'f', -1, 64)
@@ -117,6 +135,7 @@ func run(ctx context.Context, c config) error {
 		ControllerArgs:    append([]string{"--kommo-qps", kommoQPS}, c.controllerArgs...),
 		ControllerMetrics: true,
 		ControllerPprof:   true,
+		ControllerEnv:     controllerEnv,
 		WebhookArgs: append([]string{"--rate-limit", "0",
 			"--max-pending-installations", capacity, "--max-pending-installations-per-ip", capacity}, c.webhookArgs...),
 	})

@@ -28,16 +28,16 @@ type process struct {
 	mu      sync.Mutex
 }
 
-// startProcess starts bin with args, output appended to logPath. When firstLine is not
-// nil, stdout goes through a pipe and its first line is sent to firstLine (the rest, and
-// stderr, to the log file).
-func startProcess(name, logPath, bin string, args []string, firstLine chan<- string) (*process, error) {
+// startProcess starts bin with args and this process's environment plus env, output
+// appended to logPath. When firstLine is not nil, stdout goes through a pipe and its
+// first line is sent to firstLine (the rest, and stderr, to the log file).
+func startProcess(name, logPath, bin string, env, args []string, firstLine chan<- string) (*process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = childEnv()
+	cmd.Env = append(childEnv(), env...)
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Stderr = logFile
 	var stdout io.ReadCloser

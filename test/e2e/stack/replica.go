@@ -213,7 +213,11 @@ func (r *Replica) start(ctx context.Context, wait bool) error {
 		if bin == "" {
 			bin = r.s.opts.Binaries.Operator
 		}
-		p, err := startProcess(r.Name, r.LogPath, bin, r.args(r), nil)
+		var env []string
+		if r.component == "controller" {
+			env = r.s.opts.ControllerEnv
+		}
+		p, err := startProcess(r.Name, r.LogPath, bin, env, r.args(r), nil)
 		if err != nil {
 			return err
 		}

@@ -97,6 +97,9 @@ type Options struct {
 	// ControllerPprof serves Go's profiles of every controller replica (PprofURL); the
 	// previous release has no such flag, so not with ControllerUpgradeFrom.
 	ControllerPprof bool
+	// ControllerEnv is added to the controller processes' environment (e.g. the
+	// GOMEMLIMIT the manifests derive from the container's memory limit).
+	ControllerEnv []string
 }
 
 // Stack is a running operator with everything around it.
@@ -396,7 +399,7 @@ func (s *Stack) kubectl(ctx context.Context, stdin []byte, args ...string) ([]by
 // startSimulator starts hack/kommosim with the integration and the channel registered.
 func (s *Stack) startSimulator(ctx context.Context) error {
 	first := make(chan string, 1)
-	p, err := startProcess("simulator", s.SimulatorLog, s.opts.Binaries.Simulator, append([]string{
+	p, err := startProcess("simulator", s.SimulatorLog, s.opts.Binaries.Simulator, nil, append([]string{
 		"--listen", "127.0.0.1:0",
 		"--client-id", s.ClientID, "--client-secret", s.clientSecret, "--redirect-uri", s.RedirectURI,
 		"--channel-id", s.ChannelID, "--channel-secret", s.channelSecret,
