@@ -304,9 +304,10 @@ func (b *bench) waitSteady(ctx context.Context, atLeast float64) error {
 	})
 }
 
-// printMemory prints the controller's RSS (/proc) and Go heap in use (its metrics).
+// printMemory prints the controller's RSS (/proc, with its anonymous and file-backed parts)
+// and Go heap in use (its metrics).
 func (b *bench) printMemory(ctx context.Context, when string) error {
-	rss, err := vmRSS(b.s.ControllerPID())
+	rss, err := readResidentSet(b.s.ControllerPID())
 	if err != nil {
 		return err
 	}
@@ -315,8 +316,8 @@ func (b *bench) printMemory(ctx context.Context, when string) error {
 		return err
 	}
 	heap := m.sum("go_memstats_heap_inuse_bytes", nil)
-	fmt.Printf("controller memory at %s: RSS %.0f MB, Go heap in use %.0f MB (%.1f KB RSS per installation)\n",
-		when, float64(rss)/1e6, heap/1e6, float64(rss)/1e3/float64(b.c.installs))
+	fmt.Printf("controller memory at %s: RSS %.0f MB (anonymous %.0f MB, the binary's mapped pages %.0f MB), Go heap in use %.0f MB (%.1f KB RSS per installation)\n",
+		when, float64(rss.total)/1e6, float64(rss.anon)/1e6, float64(rss.file)/1e6, heap/1e6, float64(rss.total)/1e3/float64(b.c.installs))
 	return b.heapProfile(ctx, when)
 }
 
@@ -626,18 +627,31 @@ func poll(ctx context.Context, what string, check func(context.Context) (bool, s
 	})
 }
 
-// vmRSS reads a process's resident set size from /proc.
-func vmRSS(pid int) (int64, error) {
+// residentSet is a process's resident memory from /proc: all of it, the anonymous part
+// (heap, stacks) and the file-backed part (the binary's mapped pages).
+type residentSet struct{ total, anon, file int64 }
+
+// readResidentSet reads VmRSS, RssAnon and RssFile of a process.
+func readResidentSet(pid int) (residentSet, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return residentSet{}, err
 	}
+	var rs residentSet
+	fields := map[string]*int64{"VmRSS:": &rs.total, "RssAnon:": &rs.anon, "RssFile:": &rs.file}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(v)
-			kb, err := strconv.ParseInt(f[0], 10, 64)
-			return kb * 1024, err
+		for prefix, dst := range fields {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				kb, err := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+				if err != nil {
+					return residentSet{}, err
+				}
+				*dst = kb * 1024
+			}
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	if rs.total == 0 {
+		return residentSet{}, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	}
+	return rs, nil
 }
