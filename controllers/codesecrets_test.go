@@ -19,22 +19,24 @@ func TestExpiredCodeSecrets(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(now.Add(-age)), OwnerReferences: owner(ownerKind)},
 		}
 	}
+	code := func(name string) string { return kommov1.CodeSecretPrefix + name }
 	secrets := []metav1.PartialObjectMetadata{
-		secret("superseded", "KommoIntegration", time.Hour),
-		secret("current", "KommoIntegration", time.Hour),
-		secret("in-flight", "KommoIntegration", 19*time.Minute),
-		secret("just-expired", "KommoIntegration", 20*time.Minute),
-		secret("tokens", "KommoInstallation", time.Hour),
+		secret(code("superseded"), "KommoIntegration", time.Hour),
+		secret(code("current"), "KommoIntegration", time.Hour),
+		secret(code("in-flight"), "KommoIntegration", 19*time.Minute),
+		secret(code("just-expired"), "KommoIntegration", 20*time.Minute),
+		secret("acme-token", "KommoInstallation", time.Hour),
+		secret("not-a-code", "KommoIntegration", time.Hour),
 	}
 	installations := []kommov1.KommoInstallation{
-		{Spec: kommov1.KommoInstallationSpec{Authorization: &kommov1.Authorization{CodeSecretRef: kommov1.SecretKeyRef{Name: "current"}}}},
+		{Spec: kommov1.KommoInstallationSpec{Authorization: &kommov1.Authorization{CodeSecretRef: kommov1.SecretKeyRef{Name: code("current")}}}},
 		{Spec: kommov1.KommoInstallationSpec{}},
 	}
 	var got []string
 	for _, s := range expiredCodeSecrets(secrets, installations, now) {
 		got = append(got, s.Name)
 	}
-	if len(got) != 2 || got[0] != "superseded" || got[1] != "just-expired" {
-		t.Errorf("expired code Secrets = %v, want [superseded just-expired]", got)
+	if len(got) != 2 || got[0] != code("superseded") || got[1] != code("just-expired") {
+		t.Errorf("expired code Secrets = %v, want the superseded and the just expired", got)
 	}
 }

@@ -83,7 +83,8 @@ func (r *IntegrationReconciler) collectCodeSecrets(ctx context.Context, integrat
 
 // expiredCodeSecrets picks the code Secrets no installation refers to whose code expired.
 // Younger ones may belong to an install whose write is still on its way. The cache holds
-// only Secret metadata: a code Secret is the one the webhook made the integration's.
+// only Secret metadata (no type): a code Secret is one the webhook named and made the
+// integration's.
 func expiredCodeSecrets(secrets []metav1.PartialObjectMetadata, installations []kommov1.KommoInstallation, now time.Time) []*metav1.PartialObjectMetadata {
 	referenced := map[string]bool{}
 	for _, inst := range installations {
@@ -94,7 +95,7 @@ func expiredCodeSecrets(secrets []metav1.PartialObjectMetadata, installations []
 	var out []*metav1.PartialObjectMetadata
 	for i := range secrets {
 		secret := &secrets[i]
-		if ownedByIntegration(&secret.ObjectMeta) && !referenced[secret.Name] &&
+		if strings.HasPrefix(secret.Name, kommov1.CodeSecretPrefix) && ownedByIntegration(&secret.ObjectMeta) && !referenced[secret.Name] &&
 			now.Sub(secret.CreationTimestamp.Time) >= codeLifetime {
 			out = append(out, secret)
 		}

@@ -194,7 +194,7 @@ func (s *Server) redirect(r *http.Request, start time.Time, log logr.Logger) (an
 // codeSecretName is deterministic, so the same code delivered twice makes one Secret.
 func codeSecretName(namespace, integration, host, code string) string {
 	sum := sha256.Sum256([]byte(namespace + "/" + integration + "/" + host + "/" + code))
-	return "kommo-code-" + hex.EncodeToString(sum[:16])
+	return kommov1.CodeSecretPrefix + hex.EncodeToString(sum[:16])
 }
 
 func (s *Server) revoke(r *http.Request, start time.Time, log logr.Logger) (answer, string) {

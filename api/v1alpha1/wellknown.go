@@ -31,6 +31,8 @@ const (
 	SecretTypeAuthorizationCode = "kommo-operator.io/authorization-code"
 	// AuthorizationCodeKey is the key of the code in an authorization-code Secret.
 	AuthorizationCodeKey = "code"
+	// CodeSecretPrefix begins the name of every authorization-code Secret.
+	CodeSecretPrefix = "kommo-code-"
 )
 
 // Keys of the token Secret.
