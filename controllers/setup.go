@@ -35,8 +35,9 @@ type Options struct {
 }
 
 // CacheOptions is the manager cache the reconcilers are written for: only the Secrets
-// labelled as the operator's are cached (every other Secret is read live, and no Secret
-// list ever covers the whole cluster), and managedFields are dropped to save memory.
+// labelled as the operator's are cached, as metadata (the reconcilers read Secrets only
+// through metadata informers; every Secret's data is read live, and no Secret list ever
+// covers the whole cluster), and managedFields are dropped to save memory.
 // watchNamespace, when set, limits the cache to one namespace.
 func CacheOptions(watchNamespace string) cache.Options {
 	opts := cache.Options{
