@@ -65,6 +65,9 @@ type harness struct {
 	scale    float64
 	// secretReads counts the controller's reads of single Secrets from the API server, by name.
 	secretReads sync.Map
+	// secretDataLists counts its lists and watches of Secrets with their data (not as
+	// metadata): a typed Secret informer, which would hold every token in the cache.
+	secretDataLists atomic.Int64
 }
 
 // countSecretReads wraps the controller's transport to count GETs of single Secrets
@@ -74,6 +77,10 @@ func (h *harness) countSecretReads(rt http.RoundTripper) http.RoundTripper {
 		if _, name, ok := strings.Cut(req.URL.Path, "/secrets/"); ok && req.Method == http.MethodGet {
 			n, _ := h.secretReads.LoadOrStore(name, new(atomic.Int64))
 			n.(*atomic.Int64).Add(1)
+		}
+		if strings.HasSuffix(req.URL.Path, "/secrets") && req.Method == http.MethodGet &&
+			!strings.Contains(req.Header.Get("Accept"), "as=PartialObjectMetadata") {
+			h.secretDataLists.Add(1)
 		}
 		return rt.RoundTrip(req)
 	})

@@ -118,6 +118,9 @@ func TestAnInstallReadsEachSecretOnce(t *testing.T) {
 	if reads[name+"-token"] != 1 {
 		t.Errorf("token Secret read %d times before the exchange, want 1", reads[name+"-token"])
 	}
+	if n := h.secretDataLists.Load(); n != 0 {
+		t.Errorf("the controller listed or watched Secrets with their data %d times: a typed Secret informer keeps every token in its cache", n)
+	}
 }
 
 // reconciles is how many reconciles of installations have ended, in this process.
