@@ -10,7 +10,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
@@ -80,10 +79,7 @@ func (b *bench) dueRefreshes(ctx context.Context, n int) error {
 		return err
 	}
 	go b.watchReady(watchCtx, now.ResourceVersion, func(inst *kommov1.KommoInstallation) {
-		i, fresh := names[inst.Name]
-		if c := meta.FindStatusCondition(inst.Status.Conditions, kommov1.ConditionReady); fresh && c != nil &&
-			c.Status == metav1.ConditionTrue && inst.Status.ObservedGeneration == inst.Generation &&
-			readyAt[i].CompareAndSwap(0, time.Now().UnixNano()) {
+		if i, fresh := names[inst.Name]; fresh && readyNow(inst) && readyAt[i].CompareAndSwap(0, time.Now().UnixNano()) {
 			readyCount.Add(1)
 		}
 	})
