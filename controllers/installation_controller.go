@@ -102,6 +102,11 @@ type concern func(ctx context.Context, s *installationScope) error
 func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	inst := &kommov1.KommoInstallation{}
 	if err := r.Get(ctx, req.NamespacedName, inst); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Gone: what this process wrote of it and of its token Secret no longer matters.
+			r.written.forget(req.NamespacedName)
+			r.writtenTokens.forget(types.NamespacedName{Namespace: req.Namespace, Name: tokenSecretName(req.Name)})
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if r.written.behind(inst, time.Now()) {

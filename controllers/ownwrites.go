@@ -47,3 +47,6 @@ func (w *ownWrites) behind(cached client.Object, now time.Time) bool {
 	w.versions.CompareAndDelete(key, v)
 	return false
 }
+
+// forget drops what was recorded of key: the object is gone.
+func (w *ownWrites) forget(key client.ObjectKey) { w.versions.Delete(key) }

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 func TestOwnWritesTellWhenTheCacheIsBehind(t *testing.T) {
@@ -39,5 +40,10 @@ func TestOwnWritesTellWhenTheCacheIsBehind(t *testing.T) {
 	w.wrote(at("100"), now)
 	if w.behind(at("not-a-number"), now) {
 		t.Error("behind on a resourceVersion that does not compare")
+	}
+	w.wrote(at("100"), now)
+	w.forget(client.ObjectKeyFromObject(at("100")))
+	if w.behind(at("99"), now) {
+		t.Error("behind after the write was forgotten")
 	}
 }
