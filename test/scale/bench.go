@@ -77,11 +77,14 @@ func (b *bench) run(ctx context.Context) error {
 	fmt.Printf("scale: %d installs of distinct accounts, %d concurrent clients, controller flags %q, webhook flags %q, controller memory limit %s\n",
 		n, b.c.clients, b.c.controllerArgs.String(), b.c.webhookArgs.String(), limit)
 
+	cpuStart := sampleCPU(b.pids())
 	raw, err := b.rawCreateRate(ctx, min(n, 5000))
 	if err != nil {
 		return err
 	}
+	cpuRaw := sampleCPU(b.pids())
 	fmt.Printf("raw Secret creates/s (same API server, %d clients): %.0f\n", b.c.clients, raw)
+	fmt.Printf("  CPU meanwhile: %s\n", cpuUse(cpuStart, cpuRaw))
 
 	accounts, codes, err := b.newAccounts(ctx, "acct", n)
 	if err != nil {
@@ -100,21 +103,31 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cpuBurst := sampleCPU(b.pids())
 	start := time.Now()
+	// A CPU profile of the API server over most of the burst (7 s at 1,000 on 2 cores).
+	profiled := make(chan error, 1)
+	go func() { profiled <- b.apiServerProfile(ctx, time.Duration(max(1, n/250))*time.Second) }()
 	lat, codesSeen, err := b.burst(ctx, accounts, codes)
 	if err != nil {
 		return err
 	}
 	burstTook := time.Since(start)
+	cpuBurstEnd := sampleCPU(b.pids())
 	slices.Sort(lat)
 	rate := float64(len(lat)) / burstTook.Seconds()
 	fmt.Printf("webhook: %d redirects in %s: %.0f/s (%.2f× raw), p50 %s, p99 %s, max %s, answers %s\n",
 		len(lat), burstTook.Round(time.Millisecond), rate, rate/raw, pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1], codesSeen)
+	fmt.Printf("  CPU meanwhile: %s\n", cpuUse(cpuBurst, cpuBurstEnd))
+	if err := <-profiled; err != nil {
+		return err
+	}
 
 	if err := b.waitReady(ctx, n); err != nil {
 		return err
 	}
 	readyAfter := time.Since(start)
+	cpuReady := sampleCPU(b.pids())
 	apiAfter, err := b.apiWrites(ctx)
 	if err != nil {
 		return err
@@ -133,6 +146,7 @@ func (b *bench) run(ctx context.Context) error {
 	fmt.Printf("all %d Ready after %s (%.0f/s): %.2f writes per install (%s) → write floor %s at the raw rate, %.1f× the floor\n",
 		n, readyAfter.Round(time.Millisecond), float64(n)/readyAfter.Seconds(), writesPer, writes.perInstall(n),
 		floor.Round(time.Millisecond), readyAfter.Seconds()/floor.Seconds())
+	fmt.Printf("  CPU from the burst's end to all Ready: %s\n", cpuUse(cpuBurstEnd, cpuReady))
 	d := controllerAfter.minus(controllerBefore)
 	fmt.Printf("controller API requests per install: %.2f (%s)\n", d.requests/float64(n), perInstall(d.verbs, n))
 	fmt.Printf("Kommo calls per install: %.2f (%s)\n", float64(callsAfter.total-callsBefore.total)/float64(n), callsAfter.minus(callsBefore).perInstall(n))
@@ -355,28 +369,41 @@ func (b *bench) printMemory(ctx context.Context, when string) error {
 // heapProfile saves the controller's heap profile (after a GC) to bin/scale and prints
 // its largest entries by live bytes.
 func (b *bench) heapProfile(ctx context.Context, when string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.s.Controllers[0].PprofURL()+"heap?gc=1", nil)
+	return b.saveProfile(ctx, b.http, b.s.Controllers[0].PprofURL()+"heap?gc=1",
+		fmt.Sprintf("controller-heap-%d-%s", b.c.installs, strings.ReplaceAll(when, " ", "-")), "inuse_space", "live bytes")
+}
+
+// apiServerProfile saves a CPU profile of the API server over the next d (the burst) and
+// prints where it spent the most.
+func (b *bench) apiServerProfile(ctx context.Context, d time.Duration) error {
+	u := strings.TrimSuffix(b.apiURL, "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds()))
+	return b.saveProfile(ctx, b.apiHTTP, u, fmt.Sprintf("apiserver-cpu-%d-burst", b.c.installs), "cpu", "CPU")
+}
+
+// saveProfile fetches a pprof profile into bin/scale and prints its top entries.
+func (b *bench) saveProfile(ctx context.Context, c *http.Client, u, name, sample, what string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := b.http.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
-		return fmt.Errorf("controller heap profile: %w", err)
+		return fmt.Errorf("%s profile: %w", name, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("controller heap profile: %s %v", resp.Status, err)
+		return fmt.Errorf("%s profile: %s %v", name, resp.Status, err)
 	}
-	path := filepath.Join(b.c.profiles, fmt.Sprintf("controller-heap-%d-%s.pb.gz", b.c.installs, strings.ReplaceAll(when, " ", "-")))
+	path := filepath.Join(b.c.profiles, name+".pb.gz")
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return err
 	}
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=12", "-sample_index=inuse_space", path).Output()
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=12", "-sample_index="+sample, path).Output()
 	if err != nil {
 		return fmt.Errorf("go tool pprof %s: %w", path, err)
 	}
-	fmt.Printf("  heap profile %s (live bytes, largest first):\n", path)
+	fmt.Printf("  profile %s (%s, largest first):\n", path, what)
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if strings.HasPrefix(line, "File:") || strings.HasPrefix(line, "Build ID:") || strings.HasPrefix(line, "Type:") || strings.HasPrefix(line, "Time:") {
 			continue
@@ -637,6 +664,18 @@ func format(m map[string]float64, n, decimals int) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// pids names the stack's own processes for sampleCPU.
+func (b *bench) pids() map[int]string {
+	names := map[int]string{}
+	for _, r := range b.s.Webhooks {
+		names[r.PID()] = "webhook"
+	}
+	for _, r := range b.s.Controllers {
+		names[r.PID()] = "controller"
+	}
+	return names
 }
 
 func pct(sorted []time.Duration, p float64) time.Duration {

@@ -6,6 +6,8 @@
 //
 //   - the raw Secret create rate of the same API server, measured in the same run, and
 //     the webhook's redirects per second as a ratio of it, with p50 and p99 latency;
+//   - the cores each process used meanwhile (from /proc) and a CPU profile of the API
+//     server during the burst, kept in bin/scale;
 //   - how long until every installation is Ready, against the API server's write floor
 //     (the writes an install needs, counted from apiserver_request_total, at the raw rate);
 //   - Kommo calls per install, their rate (mean and busiest second, 429s), the
@@ -35,7 +37,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/resource"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kommo-operator/kommo-operator/test/e2e/stack"
 	"github.com/kommo-operator/kommo-operator/test/testenv"
@@ -70,6 +74,7 @@ func main() {
 	flag.StringVar(&c.memoryLimit, "controller-memory-limit", os.Getenv("SCALE_CONTROLLER_MEMORY_LIMIT"),
 		"The controller container's limits.memory to stand for, e.g. 150Mi: GOMEMLIMIT as the manifests set it (env SCALE_CONTROLLER_MEMORY_LIMIT).")
 	flag.Parse()
+	ctrllog.SetLogger(logr.Discard()) // envtest's own chatter; the benchmark prints what it measures
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
