@@ -78,12 +78,14 @@ func (b *bench) run(ctx context.Context) error {
 		n, b.c.clients, b.c.controllerArgs.String(), b.c.webhookArgs.String(), limit)
 
 	cpuStart := sampleCPU(b.pids())
-	raw, err := b.rawCreateRate(ctx, min(n, 5000))
+	rates, err := b.rawCreateRates(ctx, min(n, 5000))
 	if err != nil {
 		return err
 	}
 	cpuRaw := sampleCPU(b.pids())
-	fmt.Printf("raw Secret creates/s (same API server, %d clients): %.0f\n", b.c.clients, raw)
+	raw := rates.secrets
+	fmt.Printf("raw creates/s (same API server, %d clients): Secrets %.0f, KommoInstallations %.0f (%.1f× a Secret's cost); an install's two webhook writes at these rates: %.0f/s\n",
+		b.c.clients, raw, rates.installations, raw/rates.installations, rates.webhookWrites())
 	fmt.Printf("  CPU meanwhile: %s\n", cpuUse(cpuStart, cpuRaw))
 
 	accounts, codes, err := b.newAccounts(ctx, "acct", n)
@@ -116,8 +118,8 @@ func (b *bench) run(ctx context.Context) error {
 	cpuBurstEnd := sampleCPU(b.pids())
 	slices.Sort(lat)
 	rate := float64(len(lat)) / burstTook.Seconds()
-	fmt.Printf("webhook: %d redirects in %s: %.0f/s (%.2f× raw), p50 %s, p99 %s, max %s, answers %s\n",
-		len(lat), burstTook.Round(time.Millisecond), rate, rate/raw, pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1], codesSeen)
+	fmt.Printf("webhook: %d redirects in %s: %.0f/s (%.2f× raw Secret creates, %.2f× its two writes at the raw rates), p50 %s, p99 %s, max %s, answers %s\n",
+		len(lat), burstTook.Round(time.Millisecond), rate, rate/raw, rate/rates.webhookWrites(), pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1], codesSeen)
 	fmt.Printf("  CPU meanwhile: %s\n", cpuUse(cpuBurst, cpuBurstEnd))
 	if err := <-profiled; err != nil {
 		return err
@@ -143,9 +145,10 @@ func (b *bench) run(ctx context.Context) error {
 	writes := apiAfter.minus(apiBefore)
 	writesPer := float64(writes.total()) / float64(n)
 	floor := time.Duration(writesPer * float64(n) / raw * float64(time.Second))
-	fmt.Printf("all %d Ready after %s (%.0f/s): %.2f writes per install (%s) → write floor %s at the raw rate, %.1f× the floor\n",
+	kindFloor := rates.floor(writes)
+	fmt.Printf("all %d Ready after %s (%.0f/s): %.2f writes per install (%s) → write floor %s at the raw Secret rate, %.1f× the floor; %s with KommoInstallation writes at their raw rate, %.1f× that\n",
 		n, readyAfter.Round(time.Millisecond), float64(n)/readyAfter.Seconds(), writesPer, writes.perInstall(n),
-		floor.Round(time.Millisecond), readyAfter.Seconds()/floor.Seconds())
+		floor.Round(time.Millisecond), readyAfter.Seconds()/floor.Seconds(), kindFloor.Round(time.Millisecond), readyAfter.Seconds()/kindFloor.Seconds())
 	fmt.Printf("  CPU from the burst's end to all Ready: %s\n", cpuUse(cpuBurstEnd, cpuReady))
 	d := controllerAfter.minus(controllerBefore)
 	fmt.Printf("controller API requests per install: %.2f (%s)\n", d.requests/float64(n), perInstall(d.verbs, n))
@@ -167,25 +170,90 @@ func (b *bench) run(ctx context.Context) error {
 	return b.restart(ctx, n+freshInstalls)
 }
 
-// rawCreateRate creates count small Secrets (the size of a code Secret) with as many
-// clients as the burst, unthrottled, and returns creates per second: what this API server
-// takes in this run.
-func (b *bench) rawCreateRate(ctx context.Context, count int) (float64, error) {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "scale-raw"}}
-	if err := b.admin.Create(ctx, ns); err != nil {
-		return 0, err
+// benchNamespace holds the integration and its installations; the controller watches it
+// alone.
+const benchNamespace = "scale"
+
+// rawNamespace holds the raw measurements' objects: outside the namespace the controller
+// watches, so they are the API server's work alone.
+const rawNamespace = "scale-raw"
+
+// rawRates are what this API server takes in this run, in creates per second from as
+// many clients as the burst, unthrottled: small Secrets (the size of a code Secret) and
+// KommoInstallations as the webhook creates them.
+type rawRates struct{ secrets, installations float64 }
+
+// webhookWrites is the rate of an install's two webhook writes (a code Secret, then the
+// installation) at the raw rates: the most the webhook could record.
+func (r rawRates) webhookWrites() float64 { return 1 / (1/r.secrets + 1/r.installations) }
+
+// floor is how long writes take at the raw rates: KommoInstallation writes (creates,
+// patches, status) at the installation rate, every other write at the Secret rate.
+func (r rawRates) floor(writes writeCounts) time.Duration {
+	s := 0.0
+	for key, n := range writes {
+		rate := r.secrets
+		if strings.Contains(key, " kommoinstallations") {
+			rate = r.installations
+		}
+		s += n / rate
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+func (b *bench) rawCreateRates(ctx context.Context, count int) (rawRates, error) {
+	if err := b.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rawNamespace}}); err != nil {
+		return rawRates{}, err
 	}
 	value := strings.Repeat("x", 1000)
-	start := time.Now()
-	err := forEach(count, b.c.clients, func(i int) error {
-		return b.admin.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: fmt.Sprintf("raw-%06d", i)},
+	var r rawRates
+	var err error
+	r.secrets, err = b.createRate(ctx, "Secret", count, func(i int) client.Object {
+		return &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: rawNamespace, Name: fmt.Sprintf("raw-%06d", i)},
 			Data:       map[string][]byte{"code": []byte(value)},
-		})
+		}
 	})
+	if err != nil {
+		return rawRates{}, err
+	}
+	now := metav1.NewMicroTime(time.Now())
+	r.installations, err = b.createRate(ctx, "KommoInstallation", count, func(i int) client.Object {
+		domain := fmt.Sprintf("raw%06d.kommo.com", i)
+		return &kommov1.KommoInstallation{
+			ObjectMeta: metav1.ObjectMeta{Namespace: rawNamespace, Name: "raw." + domain,
+				Labels: map[string]string{kommov1.LabelIntegration: "raw"}},
+			Spec: kommov1.KommoInstallationSpec{
+				IntegrationRef: kommov1.LocalObjectReference{Name: "raw"},
+				AccountDomain:  domain,
+				Authorization: &kommov1.Authorization{
+					CodeSecretRef: kommov1.SecretKeyRef{Name: fmt.Sprintf("%s%032d", kommov1.CodeSecretPrefix, i), Key: kommov1.AuthorizationCodeKey},
+					ReceivedAt:    now,
+					FromWidget:    true,
+				},
+			},
+		}
+	})
+	if err != nil {
+		return rawRates{}, err
+	}
+	// Out of the webhook's cache and the API server's watch cache before the burst.
+	for _, obj := range []client.Object{&corev1.Secret{}, &kommov1.KommoInstallation{}} {
+		if err := b.admin.DeleteAllOf(ctx, obj, client.InNamespace(rawNamespace)); err != nil {
+			return rawRates{}, fmt.Errorf("deleting the raw measurement's objects: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// createRate creates count objects from as many clients as the burst and returns
+// creates per second.
+func (b *bench) createRate(ctx context.Context, kind string, count int, object func(i int) client.Object) (float64, error) {
+	start := time.Now()
+	err := forEach(count, b.c.clients, func(i int) error { return b.admin.Create(ctx, object(i)) })
 	took := time.Since(start)
 	if err != nil {
-		return 0, fmt.Errorf("raw Secret create: %w", err)
+		return 0, fmt.Errorf("raw %s create: %w", kind, err)
 	}
 	return float64(count) / took.Seconds(), nil
 }

@@ -131,13 +131,14 @@ func run(ctx context.Context, c config) error {
 		kommoQPS = simQPS
 	}
 	s, err := stack.Start(ctx, stack.Options{
-		Binaries:          bins,
-		Dir:               filepath.Join(c.dir, "run"),
-		Namespace:         "scale",
-		LogLevel:          "info",
-		Logf:              logf,
-		SimulatorArgs:     []string{"--qps", simQPS},
-		ControllerArgs:    append([]string{"--kommo-qps", kommoQPS}, c.controllerArgs...),
+		Binaries:      bins,
+		Dir:           filepath.Join(c.dir, "run"),
+		Namespace:     "scale",
+		LogLevel:      "info",
+		Logf:          logf,
+		SimulatorArgs: []string{"--qps", simQPS},
+		// The benchmark's namespace only: the raw measurements' objects are not its work.
+		ControllerArgs:    append([]string{"--kommo-qps", kommoQPS, "--watch-namespace", benchNamespace}, c.controllerArgs...),
 		ControllerMetrics: true,
 		ControllerPprof:   true,
 		ControllerEnv:     controllerEnv,
