@@ -13,7 +13,7 @@
 // leader (the PIDs are printed) and watch the other take over. Ctrl-C stops everything.
 //
 // Everything is real but Kommo: a kube-apiserver and etcd (hack/envtest), the RBAC of
-// config/rbac (each process impersonates its ServiceAccount), bin/kommo-operator as two
+// config/rbac (each process with a token of its ServiceAccount), bin/kommo-operator as two
 // processes (controller and webhook), and the Kommo simulator (hack/kommosim) as a third;
 // see test/e2e/stack, which the end-to-end tests share. Installs and revocations reach
 // the webhook over HTTP as Kommo sends them. All of it listens on 127.0.0.1 only;

@@ -1,6 +1,6 @@
 // Package e2e tests the real kommo-operator binary, built by the Makefile's own recipe, as
-// separate processes (controller and webhook, each as its ServiceAccount through
-// impersonation, with the RBAC of config/rbac) against a real kube-apiserver and etcd and
+// separate processes (controller and webhook, each as its ServiceAccount with
+// a token of it, with the RBAC of config/rbac) against a real kube-apiserver and etcd and
 // the Kommo simulator process. Installs and revocations reach the webhook over HTTP as
 // Kommo sends them. The stack (test/e2e/stack) is the one `make demo` runs.
 package e2e

@@ -2,8 +2,8 @@
 // demo (hack/demo, `make demo`, `make dev`) and the end-to-end tests (test/e2e):
 //
 //   - a real kube-apiserver and etcd (envtest, binaries from hack/envtest) with the CRDs;
-//   - the RBAC of config/rbac, applied with kubectl, and one kubeconfig per component that
-//     impersonates its ServiceAccount, so every run proves the RBAC is enough;
+//   - the RBAC of config/rbac, applied with kubectl, and one kubeconfig per component with
+//     a token of its ServiceAccount, so every run proves the RBAC is enough;
 //   - the Kommo simulator (hack/kommosim), the controller and the webhook as processes of
 //     the real binaries, each in its own process group, output captured to a log file;
 //     any number of replicas of each (the controllers leader-elected on a Lease), with
@@ -33,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -40,6 +41,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
@@ -51,7 +54,7 @@ const (
 	// leader-election Lease.
 	SystemNamespace = "kommo-operator-system"
 	// ControllerServiceAccount and WebhookServiceAccount are the identities the two
-	// processes run as (through impersonation).
+	// processes run as (with a token of each).
 	ControllerServiceAccount = "kommo-operator-controller"
 	WebhookServiceAccount    = "kommo-operator-webhook"
 
@@ -128,7 +131,7 @@ type Stack struct {
 	Controllers []*Replica
 	Webhooks    []*Replica
 
-	// AdminKubeconfig is for people and kubectl; the other two impersonate the
+	// AdminKubeconfig is for people and kubectl; the other two hold tokens of the
 	// components' ServiceAccounts.
 	AdminKubeconfig      string
 	ControllerKubeconfig string
@@ -309,7 +312,7 @@ func (s *Stack) Crashed() error {
 }
 
 // setUpRBAC applies config/rbac (kubectl kustomize | kubectl apply) and writes the
-// kubeconfigs: the administrator's and one per component that impersonates its
+// kubeconfigs: the administrator's and one per component with a token of its
 // ServiceAccount. It returns once both identities have their permissions.
 func (s *Stack) setUpRBAC(ctx context.Context) error {
 	s.AdminKubeconfig = filepath.Join(s.Dir, "admin.kubeconfig")
@@ -335,9 +338,13 @@ func (s *Stack) setUpRBAC(ctx context.Context) error {
 	s.ControllerKubeconfig = filepath.Join(s.Dir, "controller.kubeconfig")
 	s.WebhookKubeconfig = filepath.Join(s.Dir, "webhook.kubeconfig")
 	for path, sa := range map[string]string{s.ControllerKubeconfig: ControllerServiceAccount, s.WebhookKubeconfig: WebhookServiceAccount} {
+		token, err := s.serviceAccountToken(ctx, sa)
+		if err != nil {
+			return err
+		}
 		cfg := admin.DeepCopy()
-		for _, user := range cfg.AuthInfos {
-			user.Impersonate = "system:serviceaccount:" + SystemNamespace + ":" + sa
+		for name := range cfg.AuthInfos {
+			cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: token}
 		}
 		if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 			return err
@@ -366,6 +373,20 @@ func (s *Stack) setUpRBAC(ctx context.Context) error {
 		}
 		return true, "", nil
 	})
+}
+
+// serviceAccountToken is a bound token of a ServiceAccount of config/rbac, as the
+// kubelet projects into a pod: the components authenticate as pods do, not through an
+// administrator's impersonation, which costs the API server an authorization check of
+// its own on every request.
+func (s *Stack) serviceAccountToken(ctx context.Context, name string) (string, error) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: SystemNamespace, Name: name}}
+	// Longer than any run: a token that expired mid-run would be the stack's failure.
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(24 * 3600))}}
+	if err := s.Client.SubResource("token").Create(ctx, sa, req); err != nil {
+		return "", fmt.Errorf("a token for ServiceAccount %s: %w", name, err)
+	}
+	return req.Status.Token, nil
 }
 
 // ClientFor returns an uncached client that uses a kubeconfig.
