@@ -465,7 +465,7 @@ func testNoLeaks(t *testing.T, s *stack.Stack) {
 	for _, kind := range secrets {
 		kinds[kind]++
 	}
-	for _, kind := range []string{"authorization code", "access token", "refresh token", "revoke signature", "client secret", "channel secret"} {
+	for _, kind := range []string{"authorization code", "access token", "refresh token", "revoke signature", "client secret", "channel secret", "ServiceAccount token"} {
 		if kinds[kind] == 0 && lifecycle.Load() {
 			t.Errorf("the scan knows no %s: the flows did not run or did not record it", kind)
 		}

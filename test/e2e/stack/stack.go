@@ -386,6 +386,8 @@ func (s *Stack) serviceAccountToken(ctx context.Context, name string) (string, e
 	if err := s.Client.SubResource("token").Create(ctx, sa, req); err != nil {
 		return "", fmt.Errorf("a token for ServiceAccount %s: %w", name, err)
 	}
+	// A component that logged its own credential is a leak like any other.
+	s.remember("ServiceAccount token", req.Status.Token)
 	return req.Status.Token, nil
 }
 
