@@ -133,7 +133,7 @@ func run(ctx context.Context, c config) error {
 	s, err := stack.Start(ctx, stack.Options{
 		Binaries:      bins,
 		Dir:           filepath.Join(c.dir, "run"),
-		Namespace:     "scale",
+		Namespace:     benchNamespace,
 		LogLevel:      "info",
 		Logf:          logf,
 		SimulatorArgs: []string{"--qps", simQPS},
