@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -78,14 +77,15 @@ func (b *bench) run(ctx context.Context) error {
 		n, b.c.clients, b.c.controllerArgs.String(), b.c.webhookArgs.String(), limit)
 
 	cpuStart := sampleCPU(b.pids())
-	rates, err := b.rawCreateRates(ctx, min(n, 5000))
+	rates, err := b.rawWriteRates(ctx, min(n, 5000))
 	if err != nil {
 		return err
 	}
 	cpuRaw := sampleCPU(b.pids())
-	raw := rates.secrets
-	fmt.Printf("raw creates/s (same API server, %d clients): Secrets %.0f, KommoInstallations %.0f (%.1f× a Secret's cost); an install's two webhook writes at these rates: %.0f/s\n",
-		b.c.clients, raw, rates.installations, raw/rates.installations, rates.webhookWrites())
+	raw := rates.secrets()
+	fmt.Printf("raw writes/s (same API server, %d clients): %s\n", b.c.clients, rates)
+	fmt.Printf("  a KommoInstallation create costs %.1f× a Secret create; an install's two webhook writes at these rates: %.0f/s\n",
+		raw/rates.installations(), rates.webhookWrites())
 	fmt.Printf("  CPU meanwhile: %s\n", cpuUse(cpuStart, cpuRaw))
 
 	accounts, codes, err := b.newAccounts(ctx, "acct", n)
@@ -110,7 +110,7 @@ func (b *bench) run(ctx context.Context) error {
 	// A CPU profile of the API server over the burst's first seconds (4 s at 1,000, which
 	// take 6–7 s on 2 cores).
 	profiled := make(chan error, 1)
-	go func() { profiled <- b.apiServerProfile(ctx, time.Duration(max(1, n/250))*time.Second) }()
+	go func() { profiled <- b.apiServerProfile(ctx, "burst", time.Duration(max(1, n/250))*time.Second) }()
 	lat, codesSeen, err := b.burst(ctx, accounts, codes)
 	if err != nil {
 		return err
@@ -126,7 +126,15 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 
+	// And over the first seconds of the controller's catching up (10 s at 1,000, whose
+	// installs are all Ready some 30 s after the burst; a minute at 10,000).
+	go func() {
+		profiled <- b.apiServerProfile(ctx, "after-the-burst", time.Duration(min(60, max(5, n/100)))*time.Second)
+	}()
 	if err := b.waitReady(ctx, n); err != nil {
+		return err
+	}
+	if err := <-profiled; err != nil {
 		return err
 	}
 	readyAfter := time.Since(start)
@@ -144,12 +152,10 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	writes := apiAfter.minus(apiBefore)
-	writesPer := float64(writes.total()) / float64(n)
-	floor := time.Duration(writesPer * float64(n) / raw * float64(time.Second))
-	kindFloor := rates.floor(writes)
-	fmt.Printf("all %d Ready after %s (%.0f/s): %.2f writes per install (%s) → write floor %s at the raw Secret rate, %.1f× the floor; %s with KommoInstallation writes at their raw rate, %.1f× that\n",
-		n, readyAfter.Round(time.Millisecond), float64(n)/readyAfter.Seconds(), writesPer, writes.perInstall(n),
-		floor.Round(time.Millisecond), readyAfter.Seconds()/floor.Seconds(), kindFloor.Round(time.Millisecond), readyAfter.Seconds()/kindFloor.Seconds())
+	createFloor, floor := rates.createFloor(writes), rates.floor(writes)
+	fmt.Printf("all %d Ready after %s (%.0f/s): %.2f writes per install (%s) → write floor %s with each write at its own raw rate, %.1f× the floor (%s at the raw Secret create rate, %.1f× that)\n",
+		n, readyAfter.Round(time.Millisecond), float64(n)/readyAfter.Seconds(), writes.total()/float64(n), writes.perInstall(n),
+		floor.Round(time.Millisecond), readyAfter.Seconds()/floor.Seconds(), createFloor.Round(time.Millisecond), readyAfter.Seconds()/createFloor.Seconds())
 	fmt.Printf("  CPU from the burst's end to all Ready: %s\n", cpuUse(cpuBurstEnd, cpuReady))
 	d := controllerAfter.minus(controllerBefore)
 	fmt.Printf("controller API requests per install: %.2f (%s)\n", d.requests/float64(n), perInstall(d.verbs, n))
@@ -174,92 +180,6 @@ func (b *bench) run(ctx context.Context) error {
 // benchNamespace holds the integration and its installations; the controller watches it
 // alone.
 const benchNamespace = "scale"
-
-// rawNamespace holds the raw measurements' objects: outside the namespace the controller
-// watches, so they are the API server's work alone.
-const rawNamespace = "scale-raw"
-
-// rawRates are what this API server takes in this run, in creates per second from as
-// many clients as the burst, unthrottled: small Secrets (the size of a code Secret) and
-// KommoInstallations as the webhook creates them.
-type rawRates struct{ secrets, installations float64 }
-
-// webhookWrites is the rate of an install's two webhook writes (a code Secret, then the
-// installation) at the raw rates: the most the webhook could record.
-func (r rawRates) webhookWrites() float64 { return 1 / (1/r.secrets + 1/r.installations) }
-
-// floor is how long writes take at the raw rates: KommoInstallation writes (creates,
-// patches, status) at the installation rate, every other write at the Secret rate.
-func (r rawRates) floor(writes writeCounts) time.Duration {
-	s := 0.0
-	for key, n := range writes {
-		rate := r.secrets
-		if strings.Contains(key, " kommoinstallations") {
-			rate = r.installations
-		}
-		s += n / rate
-	}
-	return time.Duration(s * float64(time.Second))
-}
-
-// rawCreateRates measures rawRates with count objects of each kind in rawNamespace and
-// deletes them again.
-func (b *bench) rawCreateRates(ctx context.Context, count int) (rawRates, error) {
-	if err := b.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rawNamespace}}); err != nil {
-		return rawRates{}, err
-	}
-	value := strings.Repeat("x", 1000)
-	var r rawRates
-	var err error
-	r.secrets, err = b.createRate(ctx, "Secret", count, func(i int) client.Object {
-		return &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: rawNamespace, Name: fmt.Sprintf("raw-%06d", i)},
-			Data:       map[string][]byte{"code": []byte(value)},
-		}
-	})
-	if err != nil {
-		return rawRates{}, err
-	}
-	now := metav1.NewMicroTime(time.Now())
-	r.installations, err = b.createRate(ctx, "KommoInstallation", count, func(i int) client.Object {
-		domain := fmt.Sprintf("raw%06d.kommo.com", i)
-		return &kommov1.KommoInstallation{
-			ObjectMeta: metav1.ObjectMeta{Namespace: rawNamespace, Name: "raw." + domain,
-				Labels: map[string]string{kommov1.LabelIntegration: "raw"}},
-			Spec: kommov1.KommoInstallationSpec{
-				IntegrationRef: kommov1.LocalObjectReference{Name: "raw"},
-				AccountDomain:  domain,
-				Authorization: &kommov1.Authorization{
-					CodeSecretRef: kommov1.SecretKeyRef{Name: fmt.Sprintf("%s%032d", kommov1.CodeSecretPrefix, i), Key: kommov1.AuthorizationCodeKey},
-					ReceivedAt:    now,
-					FromWidget:    true,
-				},
-			},
-		}
-	})
-	if err != nil {
-		return rawRates{}, err
-	}
-	// Out of the webhook's cache and the API server's watch cache before the burst.
-	for _, obj := range []client.Object{&corev1.Secret{}, &kommov1.KommoInstallation{}} {
-		if err := b.admin.DeleteAllOf(ctx, obj, client.InNamespace(rawNamespace)); err != nil {
-			return rawRates{}, fmt.Errorf("deleting the raw measurement's objects: %w", err)
-		}
-	}
-	return r, nil
-}
-
-// createRate creates count objects from as many clients as the burst and returns
-// creates per second.
-func (b *bench) createRate(ctx context.Context, kind string, count int, object func(i int) client.Object) (float64, error) {
-	start := time.Now()
-	err := forEach(count, b.c.clients, func(i int) error { return b.admin.Create(ctx, object(i)) })
-	took := time.Since(start)
-	if err != nil {
-		return 0, fmt.Errorf("raw %s create: %w", kind, err)
-	}
-	return float64(count) / took.Seconds(), nil
-}
 
 // newAccounts names n accounts (prefix00000.kommo.com, …) and gets a code for each from
 // the simulator, before the clock starts.
@@ -444,11 +364,11 @@ func (b *bench) heapProfile(ctx context.Context, when string) error {
 		fmt.Sprintf("controller-heap-%d-%s", b.c.installs, strings.ReplaceAll(when, " ", "-")), "inuse_space", "live bytes")
 }
 
-// apiServerProfile saves a CPU profile of the API server over the next d (the burst) and
+// apiServerProfile saves a CPU profile of the API server over the next d of a phase and
 // prints where it spent the most.
-func (b *bench) apiServerProfile(ctx context.Context, d time.Duration) error {
+func (b *bench) apiServerProfile(ctx context.Context, phase string, d time.Duration) error {
 	u := strings.TrimSuffix(b.apiURL, "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds()))
-	return b.saveProfile(ctx, b.apiHTTP, u, fmt.Sprintf("apiserver-cpu-%d-burst", b.c.installs), "cpu", "CPU")
+	return b.saveProfile(ctx, b.apiHTTP, u, fmt.Sprintf("apiserver-cpu-%d-%s", b.c.installs, phase), "cpu", "CPU")
 }
 
 // saveProfile fetches a pprof profile into bin/scale and prints its top entries.
