@@ -16,12 +16,12 @@ import (
 const clockTicks = 100
 
 // cpuSample is the CPU time used so far by this process and each of its descendants,
-// grouped by what they are, and the machine's idle time, from /proc.
+// grouped by what they are, and the machine's idle, I/O wait and stolen time, from /proc.
 type cpuSample struct {
-	at    time.Time
-	used  map[string]time.Duration
-	idle  time.Duration
-	known bool // false off Linux: nothing to print
+	at                  time.Time
+	used                map[string]time.Duration
+	idle, iowait, steal time.Duration
+	known               bool // false off Linux: nothing to print
 }
 
 // sampleCPU reads /proc. names maps the pids the stack started to what they are (the
@@ -77,10 +77,10 @@ func sampleCPU(names map[int]string) cpuSample {
 		s.used[name] += p.cpu
 	}
 	if data, err := os.ReadFile("/proc/stat"); err == nil {
-		// cpu  user nice system idle iowait …
-		if f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0]); len(f) > 4 {
-			idle, _ := strconv.ParseInt(f[4], 10, 64)
-			s.idle = ticks(idle)
+		// cpu  user nice system idle iowait irq softirq steal …
+		if f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0]); len(f) > 8 {
+			field := func(i int) time.Duration { n, _ := strconv.ParseInt(f[i], 10, 64); return ticks(n) }
+			s.idle, s.iowait, s.steal = field(4), field(5), field(8)
 		}
 	}
 	s.known = true
@@ -89,8 +89,9 @@ func sampleCPU(names map[int]string) cpuSample {
 
 func ticks(n int64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
 
-// cpuUse prints the cores each part used between two samples, busiest first, and what
-// the machine left idle.
+// cpuUse prints the cores each part used between two samples, busiest first, what the
+// machine left idle (I/O wait apart: idle cores waiting on a disk, etcd's fsyncs), and
+// what the hypervisor took for others (stolen: a shared machine's noise).
 func cpuUse(before, after cpuSample) string {
 	if !before.known || !after.known {
 		return "unknown (not Linux)"
@@ -119,6 +120,8 @@ func cpuUse(before, after cpuSample) string {
 	for _, p := range parts {
 		out = append(out, fmt.Sprintf("%s %.2f", p.name, p.cores))
 	}
-	out = append(out, fmt.Sprintf("idle %.2f of %d", (after.idle-before.idle).Seconds()/wall, runtime.NumCPU()))
+	share := func(a, b time.Duration) float64 { return (a - b).Seconds() / wall }
+	out = append(out, fmt.Sprintf("idle %.2f, I/O wait %.2f, stolen %.2f of %d",
+		share(after.idle, before.idle), share(after.iowait, before.iowait), share(after.steal, before.steal), runtime.NumCPU()))
 	return strings.Join(out, ", ") + " cores"
 }

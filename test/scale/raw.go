@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -66,6 +67,15 @@ func (r rawRates) createFloor(writes writeCounts) time.Duration {
 	return time.Duration(writes.total() / r.secrets() * float64(time.Second))
 }
 
+// fastest is, for each write, the higher of the two rates.
+func (r rawRates) fastest(o rawRates) rawRates {
+	f := rawRates{}
+	for k, v := range r {
+		f[k] = max(v, o[k])
+	}
+	return f
+}
+
 func (r rawRates) String() string {
 	keys := make([]string, 0, len(r))
 	for k := range r {
@@ -82,9 +92,11 @@ func (r rawRates) String() string {
 // rawWriteRates measures rawRates with count objects of each kind in rawNamespace, in
 // the order an install makes them: Secrets created, updated and deleted one by one;
 // KommoInstallations created, their labels patched and their status patched (both with
-// the optimistic lock the controller uses), then deleted; events created.
-func (b *bench) rawWriteRates(ctx context.Context, count int) (rawRates, error) {
-	if err := b.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rawNamespace}}); err != nil {
+// the optimistic lock the controller uses), then deleted; events created. round names
+// the objects of one measurement.
+func (b *bench) rawWriteRates(ctx context.Context, count int, round string) (rawRates, error) {
+	err := b.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rawNamespace}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
 	r := rawRates{}
@@ -92,14 +104,14 @@ func (b *bench) rawWriteRates(ctx context.Context, count int) (rawRates, error) 
 	secrets := make([]*corev1.Secret, count)
 	for i := range secrets {
 		secrets[i] = &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: rawNamespace, Name: fmt.Sprintf("raw-%06d", i)},
+			ObjectMeta: metav1.ObjectMeta{Namespace: rawNamespace, Name: fmt.Sprintf("raw-%s-%06d", round, i)},
 			Data:       map[string][]byte{"code": value},
 		}
 	}
 	now := metav1.NewMicroTime(time.Now())
 	installs := make([]*kommov1.KommoInstallation, count)
 	for i := range installs {
-		domain := fmt.Sprintf("raw%06d.kommo.com", i)
+		domain := fmt.Sprintf("raw%06d.%s.kommo.com", i, round)
 		installs[i] = &kommov1.KommoInstallation{
 			ObjectMeta: metav1.ObjectMeta{Namespace: rawNamespace, Name: "raw." + domain,
 				Labels: map[string]string{kommov1.LabelIntegration: "raw"}},
