@@ -35,7 +35,11 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	var err error
+	err := applyMemoryLimit(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kommo-operator: %v\n", err)
+		os.Exit(2)
+	}
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "controller":
 		err = runController(args)

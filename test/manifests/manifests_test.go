@@ -211,6 +211,21 @@ func TestDeployments(t *testing.T) {
 				}
 			}
 
+			// The binary holds the Go runtime to 90 % of the memory limit it is given.
+			if _, ok := c.Resources.Limits[corev1.ResourceMemory]; !ok {
+				t.Error("no memory limit")
+			}
+			var memoryEnv *corev1.EnvVar
+			for i := range c.Env {
+				if c.Env[i].Name == "KOMMO_MEMORY_LIMIT" {
+					memoryEnv = &c.Env[i]
+				}
+			}
+			if memoryEnv == nil || memoryEnv.ValueFrom == nil || memoryEnv.ValueFrom.ResourceFieldRef == nil ||
+				memoryEnv.ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
+				t.Errorf("KOMMO_MEMORY_LIMIT is not set from limits.memory: %+v", memoryEnv)
+			}
+
 			if tc.component == "webhook" {
 				if len(pod.TopologySpreadConstraints) == 0 && (pod.Affinity == nil || pod.Affinity.PodAntiAffinity == nil) {
 					t.Error("the webhook replicas are not spread (no topologySpreadConstraints or pod anti-affinity)")

@@ -71,7 +71,7 @@ func (b *bench) run(ctx context.Context) error {
 	n := b.c.installs
 	limit := "none"
 	if b.c.memoryLimit != "" {
-		limit = b.c.memoryLimit + " (GOMEMLIMIT)"
+		limit = b.c.memoryLimit + " (the Go runtime held to 90 %)"
 	}
 	fmt.Printf("scale: %d installs of distinct accounts, %d concurrent clients, controller flags %q, webhook flags %q, controller memory limit %s\n",
 		n, b.c.clients, b.c.controllerArgs.String(), b.c.webhookArgs.String(), limit)

@@ -101,7 +101,7 @@ type Options struct {
 	// previous release has no such flag, so not with ControllerUpgradeFrom.
 	ControllerPprof bool
 	// ControllerEnv is added to the controller processes' environment (e.g. the
-	// GOMEMLIMIT the manifests derive from the container's memory limit).
+	// KOMMO_MEMORY_LIMIT the manifests set from the container's memory limit).
 	ControllerEnv []string
 }
 
