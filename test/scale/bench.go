@@ -135,11 +135,11 @@ func (b *bench) run(ctx context.Context) error {
 	if err := b.waitReady(ctx, n); err != nil {
 		return err
 	}
+	readyAfter := time.Since(start)
+	cpuReady := sampleCPU(b.pids())
 	if err := <-profiled; err != nil {
 		return err
 	}
-	readyAfter := time.Since(start)
-	cpuReady := sampleCPU(b.pids())
 	apiAfter, err := b.apiWrites(ctx)
 	if err != nil {
 		return err
@@ -184,7 +184,7 @@ func (b *bench) run(ctx context.Context) error {
 // floorAgain measures the raw write rates once more at the end, when the API server holds
 // every installation, and compares the burst's Ready time with the floor from the faster
 // of the two measurements of each write: a shared machine's slow minutes must not make the
-// floor look further away than it is.
+// floor longer than it is, and Ready look closer to it.
 func (b *bench) floorAgain(ctx context.Context, count int, before rawRates, writes writeCounts, readyAfter time.Duration) error {
 	cpuStart := sampleCPU(b.pids())
 	after, err := b.rawWriteRates(ctx, count, "after")
