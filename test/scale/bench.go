@@ -110,8 +110,17 @@ func (b *bench) run(ctx context.Context) error {
 	start := time.Now()
 	// A CPU profile of the API server over the burst's first seconds (4 s at 1,000, which
 	// take 6–7 s on 2 cores).
-	profiled := make(chan error, 1)
-	go func() { profiled <- b.apiServerProfile(ctx, "burst", time.Duration(max(1, n/250))*time.Second) }()
+	// Profiles are only saved while a phase is measured: their summaries (go tool pprof,
+	// which is built on first use) wait until the Ready time and its CPU are taken.
+	type saved struct {
+		path string
+		err  error
+	}
+	profiled := make(chan saved, 1)
+	go func() {
+		path, err := b.apiServerProfile(ctx, "burst", time.Duration(max(1, n/250))*time.Second)
+		profiled <- saved{path, err}
+	}()
 	lat, codesSeen, err := b.burst(ctx, accounts, codes)
 	if err != nil {
 		return err
@@ -123,22 +132,30 @@ func (b *bench) run(ctx context.Context) error {
 	fmt.Printf("webhook: %d redirects in %s: %.0f/s (%.2f× raw Secret creates, %.2f× its two writes at the raw rates), p50 %s, p99 %s, max %s, answers %s\n",
 		len(lat), burstTook.Round(time.Millisecond), rate, rate/raw, rate/rates.webhookWrites(), pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1], codesSeen)
 	fmt.Printf("  CPU meanwhile: %s\n", cpuUse(cpuBurst, cpuBurstEnd))
-	if err := <-profiled; err != nil {
-		return err
+	burstProfile := <-profiled
+	if burstProfile.err != nil {
+		return burstProfile.err
 	}
 
 	// And over the first seconds of the controller's catching up (10 s at 1,000, whose
 	// installs are all Ready some 30 s after the burst; a minute at 10,000).
 	go func() {
-		profiled <- b.apiServerProfile(ctx, "after-the-burst", time.Duration(min(60, max(5, n/100)))*time.Second)
+		path, err := b.apiServerProfile(ctx, "after-the-burst", time.Duration(min(60, max(5, n/100)))*time.Second)
+		profiled <- saved{path, err}
 	}()
 	if err := b.waitReady(ctx, n); err != nil {
 		return err
 	}
 	readyAfter := time.Since(start)
 	cpuReady := sampleCPU(b.pids())
-	if err := <-profiled; err != nil {
-		return err
+	afterProfile := <-profiled
+	if afterProfile.err != nil {
+		return afterProfile.err
+	}
+	for _, path := range []string{burstProfile.path, afterProfile.path} {
+		if err := printTop(ctx, path, "cpu", "CPU"); err != nil {
+			return err
+		}
 	}
 	apiAfter, err := b.apiWrites(ctx)
 	if err != nil {
@@ -381,36 +398,42 @@ func (b *bench) printMemory(ctx context.Context, when string) error {
 // heapProfile saves the controller's heap profile (after a GC) to bin/scale and prints
 // its largest entries by live bytes.
 func (b *bench) heapProfile(ctx context.Context, when string) error {
-	return b.saveProfile(ctx, b.http, b.s.Controllers[0].PprofURL()+"heap?gc=1",
-		fmt.Sprintf("controller-heap-%d-%s", b.c.installs, strings.ReplaceAll(when, " ", "-")), "inuse_space", "live bytes")
-}
-
-// apiServerProfile saves a CPU profile of the API server over the next d of a phase and
-// prints where it spent the most.
-func (b *bench) apiServerProfile(ctx context.Context, phase string, d time.Duration) error {
-	u := strings.TrimSuffix(b.apiURL, "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds()))
-	return b.saveProfile(ctx, b.apiHTTP, u, fmt.Sprintf("apiserver-cpu-%d-%s", b.c.installs, phase), "cpu", "CPU")
-}
-
-// saveProfile fetches a pprof profile into bin/scale and prints its top entries.
-func (b *bench) saveProfile(ctx context.Context, c *http.Client, u, name, sample, what string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	path, err := b.saveProfile(ctx, b.http, b.s.Controllers[0].PprofURL()+"heap?gc=1",
+		fmt.Sprintf("controller-heap-%d-%s", b.c.installs, strings.ReplaceAll(when, " ", "-")))
 	if err != nil {
 		return err
 	}
+	return printTop(ctx, path, "inuse_space", "live bytes")
+}
+
+// apiServerProfile saves a CPU profile of the API server over the next d of a phase and
+// returns its path.
+func (b *bench) apiServerProfile(ctx context.Context, phase string, d time.Duration) (string, error) {
+	u := strings.TrimSuffix(b.apiURL, "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds()))
+	return b.saveProfile(ctx, b.apiHTTP, u, fmt.Sprintf("apiserver-cpu-%d-%s", b.c.installs, phase))
+}
+
+// saveProfile fetches a pprof profile into bin/scale and returns its path.
+func (b *bench) saveProfile(ctx context.Context, c *http.Client, u, name string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s profile: %w", name, err)
+		return "", fmt.Errorf("%s profile: %w", name, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s profile: %s %v", name, resp.Status, err)
+		return "", fmt.Errorf("%s profile: %s %v", name, resp.Status, err)
 	}
 	path := filepath.Join(b.c.profiles, name+".pb.gz")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		return err
-	}
+	return path, os.WriteFile(path, data, 0o644)
+}
+
+// printTop prints a saved profile's largest entries by sample.
+func printTop(ctx context.Context, path, sample, what string) error {
 	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=12", "-sample_index="+sample, path).Output()
 	if err != nil {
 		return fmt.Errorf("go tool pprof %s: %w", path, err)
