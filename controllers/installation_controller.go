@@ -113,6 +113,9 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		// The cache has not seen this process's last write of the installation yet.
 		return ctrl.Result{RequeueAfter: staleCacheRetry}, nil
 	}
+	if !installing(inst) {
+		ctx = kommo.Routine(ctx)
+	}
 	s := newScope(inst, r.now())
 	s.secrets = newSecretsReadOnce(r.APIReader)
 	defer func() {

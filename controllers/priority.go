@@ -11,6 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
 )
 
 // The installation controller runs on controller-runtime's priority queue. New installs
@@ -70,4 +72,14 @@ func enqueueLowPriority(toRequests handler.MapFunc) handler.EventHandler {
 			add(ctx, e.Object, q)
 		},
 	}
+}
+
+// installing reports whether a pass over inst serves an install or reinstall whose code
+// has not been processed; that pass also makes the install's account lookup and connect.
+// Every other pass is upkeep, and its Kommo calls are routine (kommo.Routine): while
+// Kommo's budget is short, an install's calls go first, however many workers wait for it
+// with refreshes.
+func installing(inst *kommov1.KommoInstallation) bool {
+	auth := inst.Spec.Authorization
+	return auth != nil && !attemptDone(&inst.Status, auth)
 }

@@ -85,3 +85,33 @@ func TestIntegrationChangesQueueBehindInstalls(t *testing.T) {
 		t.Errorf("served in order %v, want the installs b and new before the integration's a and c", order)
 	}
 }
+
+// Only a pass with a code to process makes an install's Kommo calls; every other pass's
+// calls are routine.
+func TestInstallingPasses(t *testing.T) {
+	received := metav1.NewMicroTime(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
+	earlier := metav1.NewMicroTime(received.Add(-time.Hour))
+	auth := &kommov1.Authorization{ReceivedAt: received}
+	for _, tc := range []struct {
+		name string
+		spec kommov1.KommoInstallationSpec
+		st   kommov1.KommoInstallationStatus
+		want bool
+	}{
+		{"no install received", kommov1.KommoInstallationSpec{}, kommov1.KommoInstallationStatus{}, false},
+		{"a new install", kommov1.KommoInstallationSpec{Authorization: auth}, kommov1.KommoInstallationStatus{}, true},
+		{"a reinstall", kommov1.KommoInstallationSpec{Authorization: auth},
+			kommov1.KommoInstallationStatus{LastAttempt: &kommov1.Outcome{ReceivedAt: earlier, Result: kommov1.OutcomeSucceeded}}, true},
+		{"the install processed", kommov1.KommoInstallationSpec{Authorization: auth},
+			kommov1.KommoInstallationStatus{LastAttempt: &kommov1.Outcome{ReceivedAt: received, Result: kommov1.OutcomeSucceeded}}, false},
+		{"the install failed", kommov1.KommoInstallationSpec{Authorization: auth},
+			kommov1.KommoInstallationStatus{LastAttempt: &kommov1.Outcome{ReceivedAt: received, Result: kommov1.OutcomeFailed}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inst := &kommov1.KommoInstallation{Spec: tc.spec, Status: tc.st}
+			if got := installing(inst); got != tc.want {
+				t.Errorf("installing = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -23,6 +23,10 @@ type limiters struct {
 	mu     sync.Mutex
 	global *rate.Limiter
 	hosts  map[string]*rate.Limiter
+	// routine is the turn of calls marked Routine: one at a time holds a reservation, so
+	// an unmarked call (an install) waits behind at most one of them, however many are
+	// queued, while routine calls alone still use the whole budget.
+	routine chan struct{}
 	// held is when the last 429's retry_after (or a block's pause) runs out; no call
 	// starts before it. heldKind is what caused it.
 	held     time.Time
@@ -39,13 +43,28 @@ func newLimiters(qps float64, burst int) *limiters {
 		l = rate.Inf
 	}
 	return &limiters{
-		limit:  l,
-		burst:  burst,
-		global: rate.NewLimiter(l, burst),
-		hosts:  map[string]*rate.Limiter{},
-		now:    time.Now,
-		sleep:  sleepCtx,
+		limit:   l,
+		burst:   burst,
+		global:  rate.NewLimiter(l, burst),
+		hosts:   map[string]*rate.Limiter{},
+		routine: make(chan struct{}, 1),
+		now:     time.Now,
+		sleep:   sleepCtx,
 	}
+}
+
+type routineKey struct{}
+
+// Routine marks ctx's calls as routine upkeep (planned refreshes, source syncs, retries
+// after a backoff): while any are waiting for the rate limit, calls not marked (installs
+// and reinstalls, whose codes expire and whose users wait) go first.
+func Routine(ctx context.Context) context.Context {
+	return context.WithValue(ctx, routineKey{}, true)
+}
+
+func isRoutine(ctx context.Context) bool {
+	r, _ := ctx.Value(routineKey{}).(bool)
+	return r
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -74,10 +93,19 @@ type heldError struct {
 
 func (e *heldError) Error() string { return "held after Kommo refused earlier calls" }
 
-// wait blocks until both the host's and the global limiter allow one call.
+// wait blocks until both the host's and the global limiter allow one call. A routine
+// call first waits for its turn.
 func (l *limiters) wait(ctx context.Context, host string) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if isRoutine(ctx) && l.limit != rate.Inf {
+		select {
+		case l.routine <- struct{}{}:
+			defer func() { <-l.routine }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	now := l.now()
 	l.mu.Lock()
