@@ -31,7 +31,7 @@ func runController(args []string) error {
 		leaderElect     = fs.Bool("leader-elect", false, "Elect a leader so that only one replica reconciles.")
 		leaderNamespace = fs.String("leader-election-namespace", "", "Namespace of the leader election Lease; required outside a cluster.")
 		watchNamespace  = fs.String("watch-namespace", "", "Only reconcile objects in this namespace; all namespaces when empty.")
-		concurrency     = fs.Int("max-concurrent-reconciles", 4, "Installations reconciled at once.")
+		concurrency     = fs.Int("max-concurrent-reconciles", 16, "Installations reconciled at once.")
 		enableHTTP2     = fs.Bool("enable-http2", false, "Serve metrics over HTTP/2 (off: HTTP/2 rapid-reset mitigation).")
 		kommoQPS        = fs.Float64("kommo-qps", kommo.DefaultQPS, "Requests per second to Kommo, per account host and in total (Kommo allows 7).")
 		kommoEndpoint   = fs.String("kommo-endpoint", "", "Send every Kommo request to this base URL, original host in the Host header. Local runs and tests only.")
