@@ -55,9 +55,9 @@ func newLimiters(qps float64, burst int) *limiters {
 
 type routineKey struct{}
 
-// Routine marks ctx's calls as routine upkeep (planned refreshes, source syncs, retries
-// after a backoff): while any are waiting for the rate limit, calls not marked (installs
-// and reinstalls, whose codes expire and whose users wait) go first.
+// Routine marks ctx's calls as routine upkeep (planned refreshes, source syncs, a connect
+// retried after its backoff): while any are waiting for the rate limit, calls not marked
+// (installs and reinstalls, whose codes expire and whose users wait) go first.
 func Routine(ctx context.Context) context.Context {
 	return context.WithValue(ctx, routineKey{}, true)
 }
