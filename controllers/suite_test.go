@@ -51,6 +51,7 @@ const (
 // watching only that namespace, configured as in production.
 type harness struct {
 	t        testing.TB
+	opts     harnessOptions
 	ctx      context.Context
 	ns       string
 	sim      *kommotest.Simulator
@@ -107,6 +108,11 @@ type harnessOptions struct {
 	domains []string
 	// backoffScale multiplies the controller's persisted backoff; 0 means 0.02.
 	backoffScale float64
+	// kommoQPS, when set, is the controller's Kommo budget, with a burst of 1; default
+	// 50/s with a burst of 50.
+	kommoQPS float64
+	// workers is the controller's MaxConcurrentReconciles, at least 2 (the default).
+	workers int
 }
 
 // offsetClock is the controller's clock in tests: real time plus an offset the test moves
@@ -137,7 +143,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	sim, srv := kommotest.NewServer(o.sim)
 	t.Cleanup(srv.Close)
 	h := &harness{
-		t: t, ctx: context.Background(), ns: env.Namespace(t), sim: sim, simURL: srv.URL,
+		t: t, opts: o, ctx: context.Background(), ns: env.Namespace(t), sim: sim, simURL: srv.URL,
 		clientID: uuid(), secret: "client-secret-" + randHex(16), chanSec: randHex(20),
 		logs: &testenv.Buffer{}, withChat: !o.noChat, clock: &offsetClock{}, scale: o.backoffScale,
 	}
@@ -194,12 +200,16 @@ func (h *harness) startController() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	kc, err := kommo.NewClient(kommo.Options{Endpoint: h.simURL, QPS: 50, Burst: 50, Observe: controllers.ObserveKommoRequest,
+	qps, burst := 50.0, 50
+	if h.opts.kommoQPS > 0 {
+		qps, burst = h.opts.kommoQPS, 1
+	}
+	kc, err := kommo.NewClient(kommo.Options{Endpoint: h.simURL, QPS: qps, Burst: burst, Observe: controllers.ObserveKommoRequest,
 		BlockedPause: time.Second})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{Kommo: kc, MaxConcurrentReconciles: 2, BackoffScale: h.scale, Now: h.clock.Now}); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{Kommo: kc, MaxConcurrentReconciles: max(2, h.opts.workers), BackoffScale: h.scale, Now: h.clock.Now}); err != nil {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

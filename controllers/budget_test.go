@@ -1,0 +1,62 @@
+package controllers_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+	"github.com/kommo-operator/kommo-operator/kommo/kommotest"
+)
+
+// With refreshes queued for Kommo's budget, a new install's calls go first: its exchange
+// waits behind at most a refresh or two, not behind every worker's.
+func TestInstallsGoFirstForKommosBudget(t *testing.T) {
+	const refreshes = 8
+	h := newHarness(t, harnessOptions{noChat: true, kommoQPS: 4, workers: refreshes + 2})
+	names := make([]string, refreshes)
+	for i := range names {
+		names[i] = h.install(fmt.Sprintf("upkeep%d.kommo.com", i))
+	}
+	for _, name := range names {
+		h.waitReady(name)
+	}
+	since := len(h.sim.Calls())
+	refreshCalls := func() []kommotest.Call {
+		return slices.DeleteFunc(slices.Clone(h.sim.Calls()[since:]), func(c kommotest.Call) bool { return c.Op != "refresh" })
+	}
+	for _, name := range names {
+		h.mergePatch(h.get(name), map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+			kommov1.AnnotationRefreshRequestedAt: refreshRequest(),
+		}}})
+	}
+	// At 4 calls/s the first refresh is sent while the others wait for the budget.
+	h.eventually("the first refresh", func() (bool, string) {
+		n := len(refreshCalls())
+		return n > 0, fmt.Sprintf("%d refreshes", n)
+	})
+	fresh := h.install("fresh.kommo.com")
+	h.waitReady(fresh)
+	h.eventually("every refresh", func() (bool, string) {
+		n := len(refreshCalls())
+		return n == refreshes, fmt.Sprintf("%d of %d refreshes", n, refreshes)
+	})
+
+	after := 0
+	exchanged := false
+	for _, c := range h.sim.Calls()[since:] {
+		switch {
+		case c.Op == "exchange" && c.Host == "fresh.kommo.com":
+			exchanged = true
+		case c.Op == "refresh" && exchanged:
+			after++
+		}
+	}
+	if !exchanged {
+		t.Fatal("the fresh install's exchange is not among the calls")
+	}
+	// Queued in order, the exchange would come after all of them.
+	if after < refreshes/2 {
+		t.Errorf("the fresh install was exchanged before only %d of %d queued refreshes, want at least %d", after, refreshes, refreshes/2)
+	}
+}
