@@ -109,9 +109,9 @@ func (b *bench) run(ctx context.Context) error {
 	cpuBurst := sampleCPU(b.pids())
 	start := time.Now()
 	// A CPU profile of the API server over the burst's first seconds (4 s at 1,000, which
-	// take 6–7 s on 2 cores).
-	// Profiles are only saved while a phase is measured: their summaries (go tool pprof,
-	// which is built on first use) wait until the Ready time and its CPU are taken.
+	// take 6–7 s on 2 cores). Profiles are only saved while a phase is measured: their
+	// summaries (go tool pprof, built on first use) wait until the Ready time and its CPU
+	// are taken.
 	type saved struct {
 		path string
 		err  error
