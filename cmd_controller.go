@@ -98,7 +98,7 @@ func runController(args []string) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("Starting the controller", "leaderElection", *leaderElect, "kommoQPS", qps)
+	log.Info("Starting the controller", "leaderElection", *leaderElect, "kommoQPS", qps, "goMemoryLimit", runtimeMemoryLimit())
 	err = mgr.Start(ctrl.SetupSignalHandler())
 	// A lost lease ends Start without waiting for reconciles; a code or refresh token
 	// Kommo has answered for must still be written before the process exits.

@@ -92,6 +92,6 @@ func runWebhook(args []string) error {
 		return err
 	}
 	ctrl.Log.WithName("webhook").Info("Starting", "bindAddress", opts.BindAddress,
-		"metricsBindAddress", metricsAddr, "healthProbeBindAddress", probeAddr)
+		"metricsBindAddress", metricsAddr, "healthProbeBindAddress", probeAddr, "goMemoryLimit", runtimeMemoryLimit())
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
