@@ -544,7 +544,7 @@ func TestInstallationMetrics(t *testing.T) {
 		return expiry == float64(inst.Status.AccessTokenExpiresAt.Unix()) && ready == 1, fmt.Sprintf("expiry %v ready %v", expiry, ready)
 	})
 
-	// Deleted installations leave no series behind: the gauges are read at scrape time.
+	// Deleted installations leave no series behind.
 	if err := env.Client.Delete(h.ctx, inst); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -76,7 +77,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := installations.SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
 		return fmt.Errorf("setting up the KommoInstallation controller: %w", err)
 	}
-	collectFrom(mgr.GetCache())
+	// Before the manager starts, this only creates the informer: nothing waits on the context.
+	informer, err := mgr.GetCache().GetInformer(context.Background(), &kommov1.KommoInstallation{})
+	if err != nil {
+		return fmt.Errorf("getting the KommoInstallation informer: %w", err)
+	}
+	if err := feedGauges(informer); err != nil {
+		return fmt.Errorf("feeding the per-installation metrics: %w", err)
+	}
 	return nil
 }
 
