@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -71,7 +72,7 @@ func (b *bench) run(ctx context.Context) error {
 	n := b.c.installs
 	limit := "none"
 	if b.c.memoryLimit != "" {
-		limit = b.c.memoryLimit + " (the Go runtime held to 90 %)"
+		limit = b.c.memoryLimit + " (the Go runtime held to it less the binary's size and a margin)"
 	}
 	fmt.Printf("scale: %d installs of distinct accounts, %d concurrent clients, controller flags %q, webhook flags %q, controller memory limit %s\n",
 		n, b.c.clients, b.c.controllerArgs.String(), b.c.webhookArgs.String(), limit)
@@ -390,8 +391,21 @@ func (b *bench) printMemory(ctx context.Context, when string) error {
 		return err
 	}
 	heap := m.sum("go_memstats_heap_inuse_bytes", nil)
-	fmt.Printf("controller memory at %s: RSS %.0f MB (anonymous %.0f MB, the binary's mapped pages %.0f MB), Go heap in use %.0f MB (%.1f KB RSS per installation)\n",
-		when, float64(rss.total)/1e6, float64(rss.anon)/1e6, float64(rss.file)/1e6, heap/1e6, float64(rss.total)/1e3/float64(b.c.installs))
+	goLimit := "none"
+	if l := m.sum("go_gc_gomemlimit_bytes", nil); l < math.MaxInt64 {
+		goLimit = fmt.Sprintf("%.0f MB", l/1e6)
+	}
+	fmt.Printf("controller memory at %s: RSS %.0f MB (anonymous %.0f MB, the binary's mapped pages %.0f MB), Go heap in use %.0f MB (%.1f KB RSS per installation), Go memory limit %s\n",
+		when, float64(rss.total)/1e6, float64(rss.anon)/1e6, float64(rss.file)/1e6, heap/1e6, float64(rss.total)/1e3/float64(b.c.installs), goLimit)
+	// The webhook caches every installation too, under its own memory limit.
+	for _, w := range b.s.Webhooks {
+		wrss, err := readResidentSet(w.PID())
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  webhook RSS %.0f MB (anonymous %.0f MB, the binary's mapped pages %.0f MB)\n",
+			float64(wrss.total)/1e6, float64(wrss.anon)/1e6, float64(wrss.file)/1e6)
+	}
 	return b.heapProfile(ctx, when)
 }
 

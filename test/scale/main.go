@@ -72,7 +72,7 @@ func main() {
 	flag.Var(&c.controllerArgs, "controller-flag", "A flag for the controller, e.g. --max-concurrent-reconciles=8 (repeatable).")
 	flag.Var(&c.webhookArgs, "webhook-flag", "A flag for the webhook, e.g. --kube-api-qps=100 (repeatable).")
 	flag.StringVar(&c.memoryLimit, "controller-memory-limit", os.Getenv("SCALE_CONTROLLER_MEMORY_LIMIT"),
-		"The controller container's limits.memory to stand for, e.g. 150Mi, given as the manifests give it: the runtime holds itself to 90 % (env SCALE_CONTROLLER_MEMORY_LIMIT).")
+		"The controller container's limits.memory to stand for, e.g. 150Mi, given as the manifests give it: the runtime holds itself to it less the binary and a margin (env SCALE_CONTROLLER_MEMORY_LIMIT).")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard()) // envtest's own chatter; the benchmark prints what it measures
 
