@@ -544,6 +544,16 @@ func TestInstallationMetrics(t *testing.T) {
 		return expiry == float64(inst.Status.AccessTokenExpiresAt.Unix()) && ready == 1, fmt.Sprintf("expiry %v ready %v", expiry, ready)
 	})
 
+	// The gauges follow the installation's updates.
+	refreshed := h.requestRefresh(name)
+	if refreshed.Status.AccessTokenExpiresAt.Equal(inst.Status.AccessTokenExpiresAt) {
+		t.Fatalf("the refresh kept the expiry %v: nothing to follow", inst.Status.AccessTokenExpiresAt)
+	}
+	h.eventually("the gauges after a refresh", func() (bool, string) {
+		expiry := gauge(t, "kommo_installation_token_expiry_timestamp_seconds", labels)
+		return expiry == float64(refreshed.Status.AccessTokenExpiresAt.Unix()), fmt.Sprintf("expiry %v", expiry)
+	})
+
 	// Deleted installations leave no series behind.
 	if err := env.Client.Delete(h.ctx, inst); err != nil {
 		t.Fatal(err)
