@@ -61,9 +61,7 @@ type harness struct {
 	chanSec  string // the channel secret
 	logs     *testenv.Buffer
 	stop     func()
-	withChat bool
 	clock    *offsetClock
-	scale    float64
 	// secretReads counts the controller's reads of single Secrets from the API server, by name.
 	secretReads sync.Map
 	// secretDataLists counts its lists and watches of Secrets with their data (not as
@@ -140,15 +138,15 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if o.sim.QPS == 0 {
 		o.sim.QPS = -1 // the controller's own limiter is tested in the kommo package
 	}
+	if o.backoffScale == 0 {
+		o.backoffScale = 0.02
+	}
 	sim, srv := kommotest.NewServer(o.sim)
 	t.Cleanup(srv.Close)
 	h := &harness{
 		t: t, opts: o, ctx: context.Background(), ns: env.Namespace(t), sim: sim, simURL: srv.URL,
 		clientID: uuid(), secret: "client-secret-" + randHex(16), chanSec: randHex(20),
-		logs: &testenv.Buffer{}, withChat: !o.noChat, clock: &offsetClock{}, scale: o.backoffScale,
-	}
-	if h.scale == 0 {
-		h.scale = 0.02
+		logs: &testenv.Buffer{}, clock: &offsetClock{},
 	}
 	sim.AddIntegration(h.clientID, h.secret, redirectURI)
 	sim.AddChannel(channelID, h.chanSec)
@@ -168,7 +166,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 			TokenSecretTemplate: &kommov1.SecretTemplate{Labels: map[string]string{"app.kubernetes.io/part-of": "wa-bridge"}},
 		},
 	}
-	if h.withChat {
+	if !o.noChat {
 		integration.Spec.Chat = &kommov1.ChatSpec{ChannelID: channelID, SecretRef: kommov1.SecretKeyRef{Name: "wa-bridge-kommo", Key: "channel_secret"}}
 	}
 	h.create(integration)
@@ -209,7 +207,7 @@ func (h *harness) startController() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{Kommo: kc, MaxConcurrentReconciles: max(2, h.opts.workers), BackoffScale: h.scale, Now: h.clock.Now}); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{Kommo: kc, MaxConcurrentReconciles: max(2, h.opts.workers), BackoffScale: h.opts.backoffScale, Now: h.clock.Now}); err != nil {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
