@@ -160,9 +160,10 @@ func NewScheme() *runtime.Scheme {
 
 // ManagerOptions are the controller-runtime manager options a webhook with opts runs
 // with; callers set the metrics and health probe addresses. The cache holds only
-// KommoIntegrations and KommoInstallations, without managedFields, and refuses to
-// start an informer for anything else; Secrets are never read through it (the webhook
-// may not read Secrets at all). No leader election: every replica serves.
+// KommoIntegrations and KommoInstallations, without managedFields and with only the
+// part of an installation's status the webhook reads (installationView), and refuses
+// to start an informer for anything else; Secrets are never read through it (the
+// webhook may not read Secrets at all). No leader election: every replica serves.
 func ManagerOptions(scheme *runtime.Scheme, opts Options) manager.Options {
 	// The server's own shutdown is bounded; this only has to let it finish.
 	grace := opts.ShutdownDelay + opts.ShutdownTimeout + time.Second
@@ -174,7 +175,7 @@ func ManagerOptions(scheme *runtime.Scheme, opts Options) manager.Options {
 			DefaultTransform:            cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
 				&kommov1.KommoIntegration{}:  {},
-				&kommov1.KommoInstallation{}: {},
+				&kommov1.KommoInstallation{}: {Transform: installationView},
 			},
 		},
 		Client: client.Options{
