@@ -95,15 +95,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 
-	apiBefore, err := b.apiWrites(ctx)
-	if err != nil {
-		return err
-	}
-	callsBefore, err := b.simCalls(ctx)
-	if err != nil {
-		return err
-	}
-	controllerBefore, err := b.controllerCounts(ctx)
+	before, err := b.counters(ctx)
 	if err != nil {
 		return err
 	}
@@ -158,28 +150,20 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 	}
-	apiAfter, err := b.apiWrites(ctx)
+	after, err := b.counters(ctx)
 	if err != nil {
 		return err
 	}
-	callsAfter, err := b.simCalls(ctx)
-	if err != nil {
-		return err
-	}
-	controllerAfter, err := b.controllerCounts(ctx)
-	if err != nil {
-		return err
-	}
-	writes := apiAfter.minus(apiBefore)
+	writes := after.writes.minus(before.writes)
 	createFloor, floor := rates.createFloor(writes), rates.floor(writes)
 	fmt.Printf("all %d Ready after %s (%.0f/s): %.2f writes per install (%s) → write floor %s with each write at its own raw rate, %.1f× the floor (%s at the raw Secret create rate, %.1f× that)\n",
 		n, readyAfter.Round(time.Millisecond), float64(n)/readyAfter.Seconds(), writes.total()/float64(n), writes.perInstall(n),
 		floor.Round(time.Millisecond), readyAfter.Seconds()/floor.Seconds(), createFloor.Round(time.Millisecond), readyAfter.Seconds()/createFloor.Seconds())
 	fmt.Printf("  CPU from the burst's end to all Ready: %s\n", cpuUse(cpuBurstEnd, cpuReady))
-	d := controllerAfter.minus(controllerBefore)
+	d := after.controller.minus(before.controller)
 	fmt.Printf("controller API requests per install: %.2f (%s)\n", d.requests/float64(n), perInstall(d.verbs, n))
-	fmt.Printf("Kommo calls per install: %.2f (%s)\n", float64(callsAfter.total-callsBefore.total)/float64(n), callsAfter.minus(callsBefore).perInstall(n))
-	fmt.Printf("Kommo rate while installs were queued: %s\n", callsAfter.rate(callsBefore.total, b.c.kommoQPS))
+	fmt.Printf("Kommo calls per install: %.2f (%s)\n", float64(after.calls.total-before.calls.total)/float64(n), after.calls.minus(before.calls).perInstall(n))
+	fmt.Printf("Kommo rate while installs were queued: %s\n", after.calls.rate(before.calls.total, b.c.kommoQPS))
 
 	if err := b.waitSteady(ctx, 0); err != nil {
 		return err
@@ -465,11 +449,7 @@ func printTop(ctx context.Context, path, sample, what string) error {
 // resync changes the KommoIntegration's metadata (nothing is due for any installation)
 // and counts what the controller asks of the API server and of Kommo until it settles.
 func (b *bench) resync(ctx context.Context, n int) error {
-	before, err := b.controllerCounts(ctx)
-	if err != nil {
-		return err
-	}
-	callsBefore, err := b.simCalls(ctx)
+	before, err := b.counters(ctx)
 	if err != nil {
 		return err
 	}
@@ -477,20 +457,16 @@ func (b *bench) resync(ctx context.Context, n int) error {
 	if err := b.touchIntegration(ctx); err != nil {
 		return err
 	}
-	if err := b.waitSteady(ctx, before.reconciles+float64(n)); err != nil {
+	if err := b.waitSteady(ctx, before.controller.reconciles+float64(n)); err != nil {
 		return err
 	}
-	after, err := b.controllerCounts(ctx)
+	after, err := b.counters(ctx)
 	if err != nil {
 		return err
 	}
-	callsAfter, err := b.simCalls(ctx)
-	if err != nil {
-		return err
-	}
-	d := after.minus(before)
+	d := after.controller.minus(before.controller)
 	fmt.Printf("resync with nothing due (a KommoIntegration change): %.0f reconciles in %s, %.0f API requests (%.4f per installation; %s), %d Kommo calls\n",
-		d.reconciles, since(start), d.requests, d.requests/float64(n), d.byVerb(), callsAfter.total-callsBefore.total)
+		d.reconciles, since(start), d.requests, d.requests/float64(n), d.byVerb(), after.calls.total-before.calls.total)
 	return nil
 }
 
@@ -507,7 +483,7 @@ func (b *bench) touchIntegration(ctx context.Context) error {
 // restart restarts the controller with every installation Ready and counts what the new
 // process asks of the API server and of Kommo until it settles.
 func (b *bench) restart(ctx context.Context, n int) error {
-	callsBefore, err := b.simCalls(ctx)
+	before, err := b.counters(ctx)
 	if err != nil {
 		return err
 	}
@@ -519,17 +495,35 @@ func (b *bench) restart(ctx context.Context, n int) error {
 		return err
 	}
 	took := time.Since(start)
-	after, err := b.controllerCounts(ctx)
+	after, err := b.counters(ctx)
 	if err != nil {
 		return err
 	}
-	callsAfter, err := b.simCalls(ctx)
-	if err != nil {
-		return err
-	}
+	c := after.controller // the new process's: all of them are the restart's
 	fmt.Printf("restart with all Ready: steady again after %s, %.0f reconciles, %.0f API requests (%.4f per installation; %s), %d Kommo calls\n",
-		took.Round(time.Millisecond), after.reconciles, after.requests, after.requests/float64(n), after.byVerb(), callsAfter.total-callsBefore.total)
+		took.Round(time.Millisecond), c.reconciles, c.requests, c.requests/float64(n), c.byVerb(), after.calls.total-before.calls.total)
 	return b.printMemory(ctx, "steady state after the restart")
+}
+
+// counters are what a phase is measured by, taken before and after it: the API server's
+// writes, the Kommo calls the simulator answered, and the controller's own counters.
+type counters struct {
+	writes     writeCounts
+	calls      simCounts
+	controller controllerCounts
+}
+
+func (b *bench) counters(ctx context.Context) (counters, error) {
+	var c counters
+	var err error
+	if c.writes, err = b.apiWrites(ctx); err != nil {
+		return c, err
+	}
+	if c.calls, err = b.simCalls(ctx); err != nil {
+		return c, err
+	}
+	c.controller, err = b.controllerCounts(ctx)
+	return c, err
 }
 
 // controllerCounts are the controller's own counters.

@@ -55,11 +55,7 @@ func (b *bench) dueRefreshes(ctx context.Context, n int) error {
 	if err := b.awaitDigested(ctx, &list.Items[len(list.Items)-1], start); err != nil {
 		return err
 	}
-	callsBefore, err := b.simCalls(ctx)
-	if err != nil {
-		return err
-	}
-	controllerBefore, err := b.controllerCounts(ctx)
+	before, err := b.counters(ctx)
 	if err != nil {
 		return err
 	}
@@ -115,7 +111,7 @@ func (b *bench) dueRefreshes(ctx context.Context, n int) error {
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		refreshed := int(calls.minus(callsBefore)["refresh"]) + 1 // and awaitDigested's
+		refreshed := int(calls.minus(before.calls)["refresh"]) + 1 // and awaitDigested's
 		return int(readyCount.Load()) == freshInstalls && refreshed >= n,
 			fmt.Sprintf("%d of %d fresh Ready, %d of %d refreshed", readyCount.Load(), freshInstalls, refreshed, n), nil
 	}); err != nil {
@@ -132,12 +128,13 @@ func (b *bench) dueRefreshes(ctx context.Context, n int) error {
 	slowestLine := fmt.Sprintf("  the slowest, %s: answered %d in %s, Ready %s after it was sent\n",
 		b.s.InstallationName(accounts[slowest]), statuses[slowest], answered[slowest].Round(time.Millisecond), lat[slowest].Round(time.Millisecond))
 	slices.Sort(lat)
-	calls, err := b.simCalls(ctx)
+	after, err := b.counters(ctx)
 	if err != nil {
 		return err
 	}
+	calls := after.calls.calls[before.calls.total:]
 	var refreshes []time.Time
-	for _, c := range calls.calls[callsBefore.total:] {
+	for _, c := range calls {
 		if c.Op == "refresh" {
 			refreshes = append(refreshes, c.Time)
 		}
@@ -145,7 +142,7 @@ func (b *bench) dueRefreshes(ctx context.Context, n int) error {
 	// While refreshes were still queued: from the first to the last of them.
 	var backlog []kommotest.Call
 	first, last := slices.MinFunc(refreshes, time.Time.Compare), slices.MaxFunc(refreshes, time.Time.Compare)
-	for _, c := range calls.calls[callsBefore.total:] {
+	for _, c := range calls {
 		if !c.Time.Before(first) && !c.Time.After(last) {
 			backlog = append(backlog, c)
 		}
@@ -155,11 +152,7 @@ func (b *bench) dueRefreshes(ctx context.Context, n int) error {
 	fmt.Print(slowestLine)
 	fmt.Printf("  the backlog's refreshes: %s\n", spread(refreshes))
 	fmt.Printf("  Kommo rate while refreshes were queued: %s\n", rateOf(backlog, b.c.kommoQPS))
-	controllerAfter, err := b.controllerCounts(ctx)
-	if err != nil {
-		return err
-	}
-	d := controllerAfter.minus(controllerBefore)
+	d := after.controller.minus(before.controller)
 	passes := n + freshInstalls // the fresh installs' requests are in it too
 	fmt.Printf("  controller API requests per refresh or fresh install: %.2f (%s)\n", d.requests/float64(passes), perInstall(d.verbs, passes))
 
