@@ -102,18 +102,10 @@ func (b *bench) run(ctx context.Context) error {
 	cpuBurst := sampleCPU(b.pids())
 	start := time.Now()
 	// A CPU profile of the API server over the burst's first seconds (4 s at 1,000, which
-	// take 6–7 s on 2 cores). Profiles are only saved while a phase is measured: their
-	// summaries (go tool pprof, built on first use) wait until the Ready time and its CPU
-	// are taken.
-	type saved struct {
-		path string
-		err  error
-	}
-	profiled := make(chan saved, 1)
-	go func() {
-		path, err := b.apiServerProfile(ctx, "burst", time.Duration(max(1, n/250))*time.Second)
-		profiled <- saved{path, err}
-	}()
+	// take 6–7 s on 2 cores).
+	burstProfile := inBackground(func() (string, error) {
+		return b.apiServerProfile(ctx, "burst", time.Duration(max(1, n/250))*time.Second)
+	})
 	lat, codesSeen, err := b.burst(ctx, accounts, codes)
 	if err != nil {
 		return err
@@ -125,27 +117,34 @@ func (b *bench) run(ctx context.Context) error {
 	fmt.Printf("webhook: %d redirects in %s: %.0f/s (%.2f× raw Secret creates, %.2f× its two writes at the raw rates), p50 %s, p99 %s, max %s, answers %s\n",
 		len(lat), burstTook.Round(time.Millisecond), rate, rate/raw, rate/rates.webhookWrites(), pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1], codesSeen)
 	fmt.Printf("  CPU meanwhile: %s\n", cpuUse(cpuBurst, cpuBurstEnd))
-	burstProfile := <-profiled
-	if burstProfile.err != nil {
-		return burstProfile.err
+	// A process takes one CPU profile at a time: the API server's next waits for this one.
+	first := <-burstProfile
+	if first.err != nil {
+		return first.err
 	}
+	paths := []string{first.path}
 
 	// And over the first seconds of the controller's catching up (10 s at 1,000, whose
-	// installs are all Ready some 30 s after the burst; a minute at 10,000).
-	go func() {
-		path, err := b.apiServerProfile(ctx, "after-the-burst", time.Duration(min(60, max(5, n/100)))*time.Second)
-		profiled <- saved{path, err}
-	}()
+	// installs are all Ready some 30 s after the burst; a minute at 10,000): the API
+	// server's CPU, and the controller's, which shares the machine with it.
+	catchUp := time.Duration(min(60, max(5, n/100))) * time.Second
+	profiles := []<-chan saved{
+		inBackground(func() (string, error) { return b.apiServerProfile(ctx, "after-the-burst", catchUp) }),
+		inBackground(func() (string, error) { return b.controllerProfile(ctx, "after-the-burst", catchUp) }),
+	}
 	if err := b.waitReady(ctx, n); err != nil {
 		return err
 	}
 	readyAfter := time.Since(start)
 	cpuReady := sampleCPU(b.pids())
-	afterProfile := <-profiled
-	if afterProfile.err != nil {
-		return afterProfile.err
+	for _, p := range profiles {
+		got := <-p
+		if got.err != nil {
+			return got.err
+		}
+		paths = append(paths, got.path)
 	}
-	for _, path := range []string{burstProfile.path, afterProfile.path} {
+	for _, path := range paths {
 		if err := printTop(ctx, path, "cpu", "CPU"); err != nil {
 			return err
 		}
@@ -409,6 +408,30 @@ func (b *bench) heapProfile(ctx context.Context, when string) error {
 func (b *bench) apiServerProfile(ctx context.Context, phase string, d time.Duration) (string, error) {
 	u := strings.TrimSuffix(b.apiURL, "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds()))
 	return b.saveProfile(ctx, b.apiHTTP, u, fmt.Sprintf("apiserver-cpu-%d-%s", b.c.installs, phase))
+}
+
+// controllerProfile saves a CPU profile of the controller over the next d of a phase and
+// returns its path.
+func (b *bench) controllerProfile(ctx context.Context, phase string, d time.Duration) (string, error) {
+	u := b.s.Controllers[0].PprofURL() + fmt.Sprintf("profile?seconds=%d", int(d.Seconds()))
+	return b.saveProfile(ctx, b.http, u, fmt.Sprintf("controller-cpu-%d-%s", b.c.installs, phase))
+}
+
+// saved is a profile saved in the background: its path, or why not.
+type saved struct {
+	path string
+	err  error
+}
+
+// inBackground runs save while a phase is measured. A profile's summary (go tool pprof,
+// built on first use) waits until the phase's time and CPU are taken.
+func inBackground(save func() (string, error)) <-chan saved {
+	ch := make(chan saved, 1)
+	go func() {
+		path, err := save()
+		ch <- saved{path, err}
+	}()
+	return ch
 }
 
 // saveProfile fetches a pprof profile into bin/scale and returns its path.
