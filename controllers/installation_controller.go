@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -243,12 +244,15 @@ func (r *InstallationReconciler) patchMetadata(ctx context.Context, s *installat
 // failed attempt) is not visible yet, so the call could repeat it. Such a pass stops
 // without writing (s.stale) and runs again shortly. The read is made once a pass: the
 // pass writes the installation only at its end, or through patchMetadata, which confirms
-// the new version itself.
+// the new version itself. Only the metadata is read: its resourceVersion says whether
+// the cache holds what the API server does, and the whole object, JSON, costs both
+// sides several times more to encode and decode.
 func (r *InstallationReconciler) liveCheck(ctx context.Context, s *installationScope) (bool, error) {
 	if s.liveVersion != "" && s.liveVersion == s.original.ResourceVersion {
 		return true, nil
 	}
-	live := &kommov1.KommoInstallation{}
+	live := &metav1.PartialObjectMetadata{}
+	live.SetGroupVersionKind(kommov1.GroupVersion.WithKind("KommoInstallation"))
 	if err := r.APIReader.Get(ctx, r.key(s), live); err != nil {
 		return false, client.IgnoreNotFound(err)
 	}
