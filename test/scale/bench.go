@@ -413,8 +413,11 @@ func (b *bench) apiServerProfile(ctx context.Context, phase string, d time.Durat
 // controllerProfile saves a CPU profile of the controller over the next d of a phase and
 // returns its path.
 func (b *bench) controllerProfile(ctx context.Context, phase string, d time.Duration) (string, error) {
+	// The answer takes d: longer than b.http allows a scrape.
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
 	u := b.s.Controllers[0].PprofURL() + fmt.Sprintf("profile?seconds=%d", int(d.Seconds()))
-	return b.saveProfile(ctx, b.http, u, fmt.Sprintf("controller-cpu-%d-%s", b.c.installs, phase))
+	return b.saveProfile(ctx, &http.Client{Transport: b.http.Transport}, u, fmt.Sprintf("controller-cpu-%d-%s", b.c.installs, phase))
 }
 
 // saved is a profile saved in the background: its path, or why not.
