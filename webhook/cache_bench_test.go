@@ -5,7 +5,9 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"testing"
 
 	"golang.org/x/sync/errgroup"
@@ -41,11 +43,7 @@ func BenchmarkInstallationCache(b *testing.B) {
 			it := &kommov1.KommoInstallation{Spec: *tmpl.Spec.DeepCopy()}
 			it.Spec.AccountDomain = fmt.Sprintf("acme%05d.kommo.com", i)
 			it.Name, it.Namespace = it.Spec.IntegrationRef.Name+"."+it.Spec.AccountDomain, full
-			it.Finalizers = tmpl.Finalizers
-			it.Labels = map[string]string{}
-			for k, v := range tmpl.Labels {
-				it.Labels[k] = v
-			}
+			it.Finalizers, it.Labels = slices.Clone(tmpl.Finalizers), maps.Clone(tmpl.Labels)
 			it.Labels[kommov1.LabelAccountID] = fmt.Sprint(30000000 + i)
 			if err := c.Create(gctx, it); err != nil {
 				return err
