@@ -70,12 +70,14 @@ func newBench(s *stack.Stack, c config) (*bench, error) {
 
 func (b *bench) run(ctx context.Context) error {
 	n := b.c.installs
-	limit := "none"
-	if b.c.memoryLimit != "" {
-		limit = b.c.memoryLimit + " (the Go runtime held to it less the binary's size and a margin)"
+	limit := func(l string) string {
+		if l == "" {
+			return "none"
+		}
+		return l + " (the Go runtime held to it less the binary's size and a margin)"
 	}
-	fmt.Printf("scale: %d installs of distinct accounts, %d concurrent clients, controller flags %q, webhook flags %q, controller memory limit %s\n",
-		n, b.c.clients, b.c.controllerArgs.String(), b.c.webhookArgs.String(), limit)
+	fmt.Printf("scale: %d installs of distinct accounts, %d concurrent clients, controller flags %q, webhook flags %q, memory limit of the controller %s, of the webhook %s\n",
+		n, b.c.clients, b.c.controllerArgs.String(), b.c.webhookArgs.String(), limit(b.c.memoryLimit), limit(b.c.webhookMemoryLimit))
 
 	cpuStart := sampleCPU(b.pids())
 	rawCount := min(n, 5000)

@@ -22,7 +22,7 @@
 // SCALE_INSTALLS (or -installs) sets the size: 1,000 by default, 10,000 for the full run.
 // -kommo-qps 7 runs with Kommo's real budget instead (`make bench-budget`);
 // -controller-memory-limit 150Mi gives the controller the KOMMO_MEMORY_LIMIT a pod with
-// that memory limit gets from the manifests.
+// that memory limit gets from the manifests; -webhook-memory-limit the webhook.
 package main
 
 import (
@@ -58,9 +58,9 @@ type config struct {
 	profiles          string // where heap profiles go: bin/scale of the tree
 	controllerArgs    repeated
 	webhookArgs       repeated
-	// memoryLimit is the controller container's memory limit the run stands for: the
-	// manifests give the process KOMMO_MEMORY_LIMIT from it; "" sets none.
-	memoryLimit string
+	// memoryLimit and webhookMemoryLimit are the containers' memory limits the run stands
+	// for: the manifests give the process KOMMO_MEMORY_LIMIT from it; "" sets none.
+	memoryLimit, webhookMemoryLimit string
 }
 
 func main() {
@@ -73,6 +73,8 @@ func main() {
 	flag.Var(&c.webhookArgs, "webhook-flag", "A flag for the webhook, e.g. --kube-api-qps=100 (repeatable).")
 	flag.StringVar(&c.memoryLimit, "controller-memory-limit", os.Getenv("SCALE_CONTROLLER_MEMORY_LIMIT"),
 		"The controller container's limits.memory to stand for, e.g. 150Mi, given as the manifests give it: the runtime holds itself to it less the binary and a margin (env SCALE_CONTROLLER_MEMORY_LIMIT).")
+	flag.StringVar(&c.webhookMemoryLimit, "webhook-memory-limit", os.Getenv("SCALE_WEBHOOK_MEMORY_LIMIT"),
+		"The same for the webhook container, e.g. 128Mi, the manifests' default (env SCALE_WEBHOOK_MEMORY_LIMIT).")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard()) // envtest's own chatter; the benchmark prints what it measures
 
@@ -116,14 +118,13 @@ func run(ctx context.Context, c config) error {
 	// 127.0.0.1 here), the pending cap and each IP's share of it above the burst, and
 	// Kommo's limit lifted on both sides.
 	capacity := strconv.Itoa(c.installs + c.clients)
-	var controllerEnv []string
-	if c.memoryLimit != "" {
-		limit, err := resource.ParseQuantity(c.memoryLimit)
-		if err != nil {
-			return fmt.Errorf("-controller-memory-limit: %w", err)
-		}
-		// What the kubelet puts in a resourceFieldRef of limits.memory: bytes.
-		controllerEnv = []string{"KOMMO_MEMORY_LIMIT=" + strconv.FormatInt(limit.Value(), 10)}
+	controllerEnv, err := memoryLimitEnv("-controller-memory-limit", c.memoryLimit)
+	if err != nil {
+		return err
+	}
+	webhookEnv, err := memoryLimitEnv("-webhook-memory-limit", c.webhookMemoryLimit)
+	if err != nil {
+		return err
 	}
 	simQPS, kommoQPS := "-1", "0"
 	if c.kommoQPS > 0 {
@@ -142,6 +143,7 @@ func run(ctx context.Context, c config) error {
 		ControllerMetrics: true,
 		ControllerPprof:   true,
 		ControllerEnv:     controllerEnv,
+		WebhookEnv:        webhookEnv,
 		WebhookArgs: append([]string{"--rate-limit", "0",
 			"--max-pending-installations", capacity, "--max-pending-installations-per-ip", capacity}, c.webhookArgs...),
 	})
@@ -158,6 +160,20 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	return b.run(ctx)
+}
+
+// memoryLimitEnv is the environment a container with memory limit limit ("": none) gets
+// from the manifests: KOMMO_MEMORY_LIMIT in bytes, as the kubelet fills a
+// resourceFieldRef of limits.memory.
+func memoryLimitEnv(flagName, limit string) ([]string, error) {
+	if limit == "" {
+		return nil, nil
+	}
+	q, err := resource.ParseQuantity(limit)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flagName, err)
+	}
+	return []string{"KOMMO_MEMORY_LIMIT=" + strconv.FormatInt(q.Value(), 10)}, nil
 }
 
 func envInt(name string, def int) int {

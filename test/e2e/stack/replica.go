@@ -213,7 +213,7 @@ func (r *Replica) start(ctx context.Context, wait bool) error {
 		if bin == "" {
 			bin = r.s.opts.Binaries.Operator
 		}
-		var env []string
+		env := r.s.opts.WebhookEnv
 		if r.component == "controller" {
 			env = r.s.opts.ControllerEnv
 		}

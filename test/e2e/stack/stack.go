@@ -100,9 +100,9 @@ type Options struct {
 	// ControllerPprof serves Go's profiles of every controller replica (PprofURL); the
 	// previous release has no such flag, so not with ControllerUpgradeFrom.
 	ControllerPprof bool
-	// ControllerEnv is added to the controller processes' environment (e.g. the
+	// ControllerEnv and WebhookEnv are added to the processes' environment (e.g. the
 	// KOMMO_MEMORY_LIMIT the manifests set from the container's memory limit).
-	ControllerEnv []string
+	ControllerEnv, WebhookEnv []string
 }
 
 // Stack is a running operator with everything around it.
