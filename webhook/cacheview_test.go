@@ -44,8 +44,14 @@ func TestInstallationViewKeepsWhatTheWebhookReads(t *testing.T) {
 			if got, want := awaitsProcessing(view), awaitsProcessing(whole); got != want {
 				t.Errorf("awaitsProcessing: %v on the view, %v on the object", got, want)
 			}
-			got, _ := authorizationPatch(view, in)
-			want, _ := authorizationPatch(whole, in)
+			got, err := authorizationPatch(view, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := authorizationPatch(whole, in)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if !bytes.Equal(got, want) {
 				t.Errorf("authorization patch on the view:\n%s\non the object:\n%s", got, want)
 			}
