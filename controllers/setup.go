@@ -38,11 +38,12 @@ type Options struct {
 // CacheOptions is the manager cache the reconcilers are written for: only the Secrets
 // labelled as the operator's are cached, as metadata (the reconcilers read Secrets only
 // through metadata informers; every Secret's data is read live, and no Secret list ever
-// covers the whole cluster), and managedFields are dropped to save memory.
+// covers the whole cluster), and managedFields are dropped and repeated strings shared
+// (internStrings) to save memory.
 // watchNamespace, when set, limits the cache to one namespace.
 func CacheOptions(watchNamespace string) cache.Options {
 	opts := cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: internStrings,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{kommov1.LabelManagedBy: kommov1.ManagedByValue})},
 		},

@@ -1,0 +1,143 @@
+package controllers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"runtime"
+	"slices"
+	"testing"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+	"github.com/kommo-operator/kommo-operator/controllers"
+)
+
+// BenchmarkInstallationCache measures the live heap the controller's cache holds per
+// installation: 2,000 Ready KommoInstallations (shaped as the webhook's testdata: one
+// read from the API server after the controller made it Ready, with a channel and a
+// source) and their token Secrets in a real API server, a cache with the controller's
+// options synced over them, against the same cache over an empty namespace.
+// "managedFields stripped" is the cache without interning, for comparison.
+func BenchmarkInstallationCache(b *testing.B) {
+	const installations = 2000
+	raw, err := os.ReadFile("../webhook/testdata/ready-installation.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tmpl kommov1.KommoInstallation
+	if err := json.Unmarshal(raw, &tmpl); err != nil {
+		b.Fatal(err)
+	}
+	empty, full := env.Namespace(b), env.Namespace(b)
+	ctx := context.Background()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i := range installations {
+		g.Go(func() error { return createReady(gctx, &tmpl, full, i) })
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	run := func(b *testing.B, opts cache.Options) {
+		var perInstallation float64
+		for b.Loop() {
+			base := cachedHeap(b, opts, empty, 0)
+			perInstallation = float64(cachedHeap(b, opts, full, installations)-base) / installations
+		}
+		b.ReportMetric(perInstallation, "B/installation")
+	}
+	b.Run("controller", func(b *testing.B) { run(b, controllers.CacheOptions("")) })
+	b.Run("managedFields stripped", func(b *testing.B) {
+		opts := controllers.CacheOptions("")
+		opts.DefaultTransform = cache.TransformStripManagedFields()
+		run(b, opts)
+	})
+}
+
+// createReady creates installation i of namespace ns as tmpl, Ready, and its token
+// Secret as the controller writes it.
+func createReady(ctx context.Context, tmpl *kommov1.KommoInstallation, ns string, i int) error {
+	it := &kommov1.KommoInstallation{Spec: *tmpl.Spec.DeepCopy()}
+	it.Spec.AccountDomain = fmt.Sprintf("acme%05d.kommo.com", i)
+	it.Name, it.Namespace = it.Spec.IntegrationRef.Name+"."+it.Spec.AccountDomain, ns
+	it.Finalizers, it.Labels = slices.Clone(tmpl.Finalizers), maps.Clone(tmpl.Labels)
+	accountID := fmt.Sprint(30000000 + i)
+	it.Labels[kommov1.LabelAccountID] = accountID
+	if err := env.Client.Create(ctx, it); err != nil {
+		return err
+	}
+	it.Status = *tmpl.Status.DeepCopy()
+	it.Status.AccountDomain = it.Spec.AccountDomain
+	if err := env.Client.Status().Update(ctx, it); err != nil {
+		return err
+	}
+	return env.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: it.Name + "-token", Namespace: ns,
+			Labels: map[string]string{
+				kommov1.LabelManagedBy: kommov1.ManagedByValue, kommov1.LabelIntegration: it.Spec.IntegrationRef.Name,
+				kommov1.LabelAccountID: accountID,
+			},
+			Annotations: map[string]string{"kommo-operator.io/authorization": it.Spec.Authorization.ReceivedAt.UTC().Format("2006-01-02T15:04:05.000000Z07:00")},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: kommov1.GroupVersion.String(), Kind: "KommoInstallation", Name: it.Name, UID: it.UID,
+				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+			}},
+		},
+		Type: kommov1.SecretTypeToken,
+		Data: map[string][]byte{kommov1.TokenKeyAccessToken: []byte("a"), kommov1.TokenKeyRefreshToken: []byte("r")},
+	})
+}
+
+// cachedHeap starts a cache with opts over namespace ns with the controller's informers
+// (installations, Secrets' metadata), waits until it holds want installations, and
+// returns the live heap after a collection.
+func cachedHeap(b *testing.B, opts cache.Options, ns string, want int) uint64 {
+	b.Helper()
+	opts.Scheme = env.Scheme
+	opts.DefaultNamespaces = map[string]cache.Config{ns: {}}
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := cache.New(env.Config, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	}()
+	secrets := &metav1.PartialObjectMetadata{}
+	secrets.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	for _, obj := range []client.Object{&kommov1.KommoInstallation{}, secrets} {
+		if _, err := c.GetInformer(ctx, obj); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if !c.WaitForCacheSync(ctx) {
+		b.Fatal("the cache did not sync")
+	}
+	list := &kommov1.KommoInstallationList{}
+	if err := c.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		b.Fatal(err)
+	}
+	if len(list.Items) != want {
+		b.Fatalf("the cache holds %d installations, want %d", len(list.Items), want)
+	}
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	runtime.KeepAlive(c)
+	return m.HeapAlloc
+}
