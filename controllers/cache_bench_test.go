@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"runtime"
 	"slices"
 	"testing"
 
@@ -15,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
 	"github.com/kommo-operator/kommo-operator/controllers"
@@ -47,13 +45,11 @@ func BenchmarkInstallationCache(b *testing.B) {
 	if err := g.Wait(); err != nil {
 		b.Fatal(err)
 	}
+	secrets := &metav1.PartialObjectMetadata{}
+	secrets.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	run := func(b *testing.B, opts cache.Options) {
-		var perInstallation float64
-		for b.Loop() {
-			base := cachedHeap(b, opts, empty, 0)
-			perInstallation = float64(cachedHeap(b, opts, full, installations)-base) / installations
-		}
-		b.ReportMetric(perInstallation, "B/installation")
+		opts.Scheme = env.Scheme
+		env.ReportCacheBytes(b, opts, empty, full, installations, &kommov1.KommoInstallation{}, secrets)
 	}
 	b.Run("controller", func(b *testing.B) { run(b, controllers.CacheOptions("")) })
 	b.Run("managedFields stripped", func(b *testing.B) {
@@ -96,48 +92,4 @@ func createReady(ctx context.Context, tmpl *kommov1.KommoInstallation, ns string
 		Type: kommov1.SecretTypeToken,
 		Data: map[string][]byte{kommov1.TokenKeyAccessToken: []byte("a"), kommov1.TokenKeyRefreshToken: []byte("r")},
 	})
-}
-
-// cachedHeap starts a cache with opts over namespace ns with the controller's informers
-// (installations, Secrets' metadata), waits until it holds want installations, and
-// returns the live heap after a collection.
-func cachedHeap(b *testing.B, opts cache.Options, ns string, want int) uint64 {
-	b.Helper()
-	opts.Scheme = env.Scheme
-	opts.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	ctx, cancel := context.WithCancel(context.Background())
-	c, err := cache.New(env.Config, opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	}()
-	secrets := &metav1.PartialObjectMetadata{}
-	secrets.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	for _, obj := range []client.Object{&kommov1.KommoInstallation{}, secrets} {
-		if _, err := c.GetInformer(ctx, obj); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if !c.WaitForCacheSync(ctx) {
-		b.Fatal("the cache did not sync")
-	}
-	list := &kommov1.KommoInstallationList{}
-	if err := c.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
-		b.Fatal(err)
-	}
-	if len(list.Items) != want {
-		b.Fatalf("the cache holds %d installations, want %d", len(list.Items), want)
-	}
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	runtime.KeepAlive(c)
-	return m.HeapAlloc
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"runtime"
 	"slices"
 	"testing"
 
@@ -57,12 +56,8 @@ func BenchmarkInstallationCache(b *testing.B) {
 		b.Fatal(err)
 	}
 	run := func(b *testing.B, opts cache.Options) {
-		var perInstallation float64
-		for b.Loop() {
-			base := cachedHeap(b, opts, empty, 0)
-			perInstallation = float64(cachedHeap(b, opts, full, installations)-base) / installations
-		}
-		b.ReportMetric(perInstallation, "B/installation")
+		opts.Scheme = NewScheme()
+		env.ReportCacheBytes(b, opts, empty, full, installations, &kommov1.KommoInstallation{})
 	}
 	b.Run("webhook", func(b *testing.B) { run(b, ManagerOptions(NewScheme(), testOptions()).Cache) })
 	b.Run("whole status", func(b *testing.B) {
@@ -70,47 +65,4 @@ func BenchmarkInstallationCache(b *testing.B) {
 		opts.ByObject = map[client.Object]cache.ByObject{&kommov1.KommoInstallation{}: {}}
 		run(b, opts)
 	})
-}
-
-// cachedHeap starts a cache with opts over namespace ns, waits until it holds want
-// installations, and returns the live heap after a collection.
-func cachedHeap(b *testing.B, opts cache.Options, ns string, want int) uint64 {
-	b.Helper()
-	opts.Scheme = NewScheme()
-	opts.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	ctx, cancel := context.WithCancel(context.Background())
-	c, err := cache.New(env.Config, opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	}()
-	if _, err := c.GetInformer(ctx, &kommov1.KommoInstallation{}); err != nil {
-		b.Fatal(err)
-	}
-	if !c.WaitForCacheSync(ctx) {
-		b.Fatal("the cache did not sync")
-	}
-	if n := cachedInstallations(ctx, b, c); n != want {
-		b.Fatalf("the cache holds %d installations, want %d", n, want)
-	}
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	runtime.KeepAlive(c)
-	return m.HeapAlloc
-}
-
-func cachedInstallations(ctx context.Context, b *testing.B, c cache.Cache) int {
-	list := &kommov1.KommoInstallationList{}
-	if err := c.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
-		b.Fatal(err)
-	}
-	return len(list.Items)
 }
