@@ -18,7 +18,7 @@ var stripManagedFields = cache.TransformStripManagedFields()
 // sources' ids) share one copy. Every object decoded from a watch holds its own copy of
 // each otherwise, and the cache holds every installation and its token Secret's
 // metadata. The strings are Go's canonical ones (unique), which are freed once no cached
-// object holds them. Cached objects are read only, so sharing their strings is safe.
+// object holds them; strings are immutable, so sharing them changes no value.
 func internStrings(obj any) (any, error) {
 	obj, err := stripManagedFields(obj)
 	if err != nil {
