@@ -73,7 +73,7 @@ func internInstallation(it *kommov1.KommoInstallation) {
 	if a := sp.Authorization; a != nil {
 		intern(&a.CodeSecretRef.Key)
 	}
-	if st.AccountDomain == sp.AccountDomain {
+	if st.AccountDomain == sp.AccountDomain { // equal, but decoded twice: keep one
 		st.AccountDomain = sp.AccountDomain
 	}
 	for i := range st.Conditions {
@@ -81,7 +81,7 @@ func internInstallation(it *kommov1.KommoInstallation) {
 		intern(&c.Type)
 		c.Status = metav1.ConditionStatus(unique.Make(string(c.Status)).Value())
 		intern(&c.Reason)
-		intern(&c.Message)
+		intern(&c.Message) // some hold a time; sharing the rest still saves more (measured)
 	}
 	if ch := st.ConnectedChannel; ch != nil {
 		intern(&ch.ChannelID)
