@@ -2,12 +2,8 @@ package controllers_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"maps"
-	"os"
-	"slices"
 	"testing"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
@@ -17,30 +13,24 @@ import (
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
 	"github.com/kommo-operator/kommo-operator/controllers"
+	"github.com/kommo-operator/kommo-operator/test/testenv"
 )
 
 // BenchmarkInstallationCache measures the live heap the controller's cache holds per
-// installation: 2,000 Ready KommoInstallations (shaped as the webhook's testdata: one
+// installation: 2,000 Ready KommoInstallations (shaped as testenv.ReadyInstallation: one
 // read from the API server after the controller made it Ready, with a channel and a
 // source) and their token Secrets in a real API server, a cache with the controller's
 // options synced over them, against the same cache over an empty namespace.
 // "managedFields stripped" is the cache without interning, for comparison.
 func BenchmarkInstallationCache(b *testing.B) {
 	const installations = 2000
-	raw, err := os.ReadFile("../webhook/testdata/ready-installation.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var tmpl kommov1.KommoInstallation
-	if err := json.Unmarshal(raw, &tmpl); err != nil {
-		b.Fatal(err)
-	}
+	tmpl := testenv.ReadyInstallation(b)
 	empty, full := env.Namespace(b), env.Namespace(b)
 	ctx := context.Background()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for i := range installations {
-		g.Go(func() error { return createReady(gctx, &tmpl, full, i) })
+		g.Go(func() error { return createReady(gctx, tmpl, full, i) })
 	}
 	if err := g.Wait(); err != nil {
 		b.Fatal(err)
@@ -62,18 +52,8 @@ func BenchmarkInstallationCache(b *testing.B) {
 // createReady creates installation i of namespace ns as tmpl, Ready, and its token
 // Secret as the controller writes it.
 func createReady(ctx context.Context, tmpl *kommov1.KommoInstallation, ns string, i int) error {
-	it := &kommov1.KommoInstallation{Spec: *tmpl.Spec.DeepCopy()}
-	it.Spec.AccountDomain = fmt.Sprintf("acme%05d.kommo.com", i)
-	it.Name, it.Namespace = it.Spec.IntegrationRef.Name+"."+it.Spec.AccountDomain, ns
-	it.Finalizers, it.Labels = slices.Clone(tmpl.Finalizers), maps.Clone(tmpl.Labels)
-	accountID := fmt.Sprint(30000000 + i)
-	it.Labels[kommov1.LabelAccountID] = accountID
-	if err := env.Client.Create(ctx, it); err != nil {
-		return err
-	}
-	it.Status = *tmpl.Status.DeepCopy()
-	it.Status.AccountDomain = it.Spec.AccountDomain
-	if err := env.Client.Status().Update(ctx, it); err != nil {
+	it, err := testenv.CreateReady(ctx, env.Client, tmpl, ns, i)
+	if err != nil {
 		return err
 	}
 	return env.Client.Create(ctx, &corev1.Secret{
@@ -81,9 +61,9 @@ func createReady(ctx context.Context, tmpl *kommov1.KommoInstallation, ns string
 			Name: it.Name + "-token", Namespace: ns,
 			Labels: map[string]string{
 				kommov1.LabelManagedBy: kommov1.ManagedByValue, kommov1.LabelIntegration: it.Spec.IntegrationRef.Name,
-				kommov1.LabelAccountID: accountID,
+				kommov1.LabelAccountID: it.Labels[kommov1.LabelAccountID],
 			},
-			Annotations: map[string]string{"kommo-operator.io/authorization": it.Spec.Authorization.ReceivedAt.UTC().Format("2006-01-02T15:04:05.000000Z07:00")},
+			Annotations: map[string]string{"kommo-operator.io/authorization": it.Spec.Authorization.ReceivedAt.UTC().Format(time.RFC3339Nano)},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: kommov1.GroupVersion.String(), Kind: "KommoInstallation", Name: it.Name, UID: it.UID,
 				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),

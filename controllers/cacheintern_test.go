@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"encoding/json"
-	"os"
 	"testing"
 	"unsafe"
 
@@ -10,20 +9,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+	"github.com/kommo-operator/kommo-operator/test/testenv"
 )
 
 // TestInternStringsChangesNoValue: the cache's transform drops managedFields and
 // nothing else, and two installations decoded apart share their repeated strings after it.
 func TestInternStringsChangesNoValue(t *testing.T) {
-	raw, err := os.ReadFile("../webhook/testdata/ready-installation.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	decode := func() *kommov1.KommoInstallation {
-		it := &kommov1.KommoInstallation{}
-		if err := json.Unmarshal(raw, it); err != nil {
-			t.Fatal(err)
-		}
+		it := testenv.ReadyInstallation(t)
 		it.Namespace = "tenant-a"
 		it.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}
 		it.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kommo-operator-webhook"}}
@@ -102,7 +95,7 @@ func TestInternStringsOfMetadata(t *testing.T) {
 // BenchmarkInternStrings measures the transform's cost per watch event of a Ready
 // installation, beside decoding the event's object ("decode"), which every event pays.
 func BenchmarkInternStrings(b *testing.B) {
-	raw, err := os.ReadFile("../webhook/testdata/ready-installation.json")
+	raw, err := json.Marshal(testenv.ReadyInstallation(b))
 	if err != nil {
 		b.Fatal(err)
 	}

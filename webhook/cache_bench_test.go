@@ -2,11 +2,6 @@ package webhook
 
 import (
 	"context"
-	_ "embed"
-	"encoding/json"
-	"fmt"
-	"maps"
-	"slices"
 	"testing"
 
 	"golang.org/x/sync/errgroup"
@@ -14,13 +9,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+	"github.com/kommo-operator/kommo-operator/test/testenv"
 )
-
-// readyInstallation is a KommoInstallation as the controller leaves it Ready, with its
-// channel connected and one source synced, as read from the API server.
-//
-//go:embed testdata/ready-installation.json
-var readyInstallation []byte
 
 // BenchmarkInstallationCache measures the live heap the webhook's cache holds per
 // KommoInstallation: 2,000 Ready installations in a real API server, a cache with the
@@ -30,26 +20,14 @@ var readyInstallation []byte
 func BenchmarkInstallationCache(b *testing.B) {
 	const installations = 2000
 	c, empty, full := benchClient(b), env.Namespace(b), env.Namespace(b)
-	var tmpl kommov1.KommoInstallation
-	if err := json.Unmarshal(readyInstallation, &tmpl); err != nil {
-		b.Fatal(err)
-	}
+	tmpl := testenv.ReadyInstallation(b)
 	ctx := context.Background()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for i := range installations {
 		g.Go(func() error {
-			it := &kommov1.KommoInstallation{Spec: *tmpl.Spec.DeepCopy()}
-			it.Spec.AccountDomain = fmt.Sprintf("acme%05d.kommo.com", i)
-			it.Name, it.Namespace = it.Spec.IntegrationRef.Name+"."+it.Spec.AccountDomain, full
-			it.Finalizers, it.Labels = slices.Clone(tmpl.Finalizers), maps.Clone(tmpl.Labels)
-			it.Labels[kommov1.LabelAccountID] = fmt.Sprint(30000000 + i)
-			if err := c.Create(gctx, it); err != nil {
-				return err
-			}
-			it.Status = *tmpl.Status.DeepCopy()
-			it.Status.AccountDomain = it.Spec.AccountDomain
-			return c.Status().Update(gctx, it)
+			_, err := testenv.CreateReady(gctx, c, tmpl, full, i)
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {

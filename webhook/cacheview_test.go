@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"bytes"
-	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -10,15 +9,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kommov1 "github.com/kommo-operator/kommo-operator/api/v1alpha1"
+	"github.com/kommo-operator/kommo-operator/test/testenv"
 )
 
 // The webhook decides the same on its cache's view of an installation as on the whole
 // object, and the view holds none of the controller's status beyond the receipt times.
 func TestInstallationViewKeepsWhatTheWebhookReads(t *testing.T) {
-	var ready kommov1.KommoInstallation
-	if err := json.Unmarshal(readyInstallation, &ready); err != nil {
-		t.Fatal(err)
-	}
+	ready := testenv.ReadyInstallation(t)
 	ready.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kommo-operator", Operation: metav1.ManagedFieldsOperationApply}}
 	later := metav1.NewMicroTime(ready.Spec.Authorization.ReceivedAt.Add(time.Minute))
 
@@ -33,7 +30,7 @@ func TestInstallationViewKeepsWhatTheWebhookReads(t *testing.T) {
 
 	in := install{secretName: "kommo-code-new", receivedAt: ready.Spec.Authorization.ReceivedAt.Time}
 	for name, whole := range map[string]*kommov1.KommoInstallation{
-		"ready": &ready, "reinstalled": reinstalled, "failed": failed, "revoked": revoked,
+		"ready": ready, "reinstalled": reinstalled, "failed": failed, "revoked": revoked,
 	} {
 		t.Run(name, func(t *testing.T) {
 			v, err := installationView(whole.DeepCopy())
